@@ -2,6 +2,7 @@ package idempotency
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -14,6 +15,10 @@ const memoryShards = 64
 // Memory is a Store held in this process's memory: fast, but shared only by
 // the consumers of one process and lost when it exits. Expired records are
 // dropped as they are met and by a sweep every 4096 writes per shard.
+//
+// Leases and retention run on this process's clock. A claim whose lease
+// ran out but that nobody took over can still be completed or released
+// with its token: no other worker can have run the handler meanwhile.
 type Memory struct {
 	seed   maphash.Seed
 	now    func() time.Time
@@ -31,6 +36,7 @@ type memoryRecord struct {
 	fingerprint uint64
 	token       Token
 	completed   bool
+	released    bool
 	until       time.Time // lease end, or retention end once completed
 }
 
@@ -51,19 +57,31 @@ func (m *Memory) shard(key string) *memoryShard {
 	return &m.shards[maphash.String(m.seed, key)%memoryShards]
 }
 
-// Claim implements Store.
+// Claim implements Store. It fails with the context's error when ctx is
+// already done, and never takes the key then.
 func (m *Memory) Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (Result, error) {
-	r := Request{Key: key, Fingerprint: fingerprint, Lease: lease}
-	if err := ValidateBatch([]Request{r}); err != nil {
+	// Validate without ValidateBatch's map: this is the consumer's hot path.
+	if err := ValidateKey(key); err != nil {
 		return Result{}, err
 	}
+	if lease <= 0 {
+		return Result{}, fmt.Errorf("idempotency: lease for %q must be positive, got %v", key, lease)
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("idempotency: claim %q: %w", key, err)
+	}
+	r := Request{Key: key, Fingerprint: fingerprint, Lease: lease}
 	return m.claim(r, m.now()), nil
 }
 
-// ClaimBatch implements Store.
+// ClaimBatch implements Store. It claims nothing when a key is invalid or
+// repeated, or when ctx is already done.
 func (m *Memory) ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error) {
 	if err := ValidateBatch(reqs); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("idempotency: claim batch of %d: %w", len(reqs), err)
 	}
 	now := m.now()
 	out := make([]Result, len(reqs))
@@ -79,7 +97,7 @@ func (m *Memory) claim(r Request, now time.Time) Result {
 	defer s.mu.Unlock()
 
 	rec, ok := s.recs[r.Key]
-	if ok && now.Before(rec.until) {
+	if ok && !rec.released && now.Before(rec.until) {
 		switch {
 		case rec.fingerprint != r.Fingerprint:
 			return Result{Status: Conflict}
@@ -115,9 +133,10 @@ func (s *memoryShard) sweep(now time.Time) {
 	}
 }
 
-// Complete implements Store.
+// Complete implements Store. A retention of zero or less lets the key be
+// claimed again at once.
 func (m *Memory) Complete(ctx context.Context, key string, token Token, retain time.Duration) error {
-	return m.settle(key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
+	return m.settle(ctx, "complete", key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
 		rec.completed = true
 		rec.until = now.Add(retain)
 		s.recs[key] = rec
@@ -126,16 +145,22 @@ func (m *Memory) Complete(ctx context.Context, key string, token Token, retain t
 
 // Release implements Store.
 func (m *Memory) Release(ctx context.Context, key string, token Token) error {
-	return m.settle(key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
-		// Keep the token so the next claim's token is larger still.
+	return m.settle(ctx, "release", key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
+		// Keep the token so the next claim's token is larger still, and
+		// mark the record so that the released token cannot settle again.
+		rec.released = true
 		rec.until = now
 		s.recs[key] = rec
 	})
 }
 
-func (m *Memory) settle(key string, token Token, apply func(*memoryShard, memoryRecord, time.Time)) error {
+func (m *Memory) settle(ctx context.Context, op, key string, token Token,
+	apply func(*memoryShard, memoryRecord, time.Time)) error {
 	if err := ValidateKey(key); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("idempotency: %s %q: %w", op, key, err)
 	}
 	now := m.now()
 	s := m.shard(key)
@@ -144,8 +169,8 @@ func (m *Memory) settle(key string, token Token, apply func(*memoryShard, memory
 	rec, ok := s.recs[key]
 	// A lease that ran out with nobody taking over still holds: no one
 	// else can have run the handler, since a takeover changes the token.
-	if !ok || rec.token != token || rec.completed {
-		return ErrStaleToken
+	if !ok || rec.token != token || rec.completed || rec.released {
+		return fmt.Errorf("idempotency: %s %q with token %d: %w", op, key, token, ErrStaleToken)
 	}
 	apply(s, rec, now)
 	return nil

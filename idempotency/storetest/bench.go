@@ -1,0 +1,68 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/seed06bc8277/herald/idempotency"
+)
+
+// BatchSize is the number of keys per ClaimBatch call in Bench.
+const BatchSize = 10
+
+// Bench measures a store's claim rate on fresh keys from one goroutine,
+// the way one consumer claims: sub-benchmark "Claim" claims one key per
+// call, "ClaimBatch10" ten keys per call. Both count one op per claimed
+// key, so their ns/op and claims/s compare directly, and report
+// allocations.
+func Bench(b *testing.B, s idempotency.Store) {
+	b.Run("Claim", func(b *testing.B) {
+		prefix := benchPrefix(b)
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			k := string(strconv.AppendInt(prefix, int64(i), 10))
+			r, err := s.Claim(ctx, k, 1, time.Minute)
+			if err != nil || r.Status != idempotency.Acquired {
+				b.Fatalf("Claim(%q) = %v, %v", k, r.Status, err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
+	})
+	b.Run("ClaimBatch10", func(b *testing.B) {
+		prefix := benchPrefix(b)
+		ctx := context.Background()
+		reqs := make([]idempotency.Request, BatchSize)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += BatchSize {
+			for j := range reqs {
+				k := string(strconv.AppendInt(prefix, int64(i+j), 10))
+				reqs[j] = idempotency.Request{Key: k, Fingerprint: 1, Lease: time.Minute}
+			}
+			res, err := s.ClaimBatch(ctx, reqs)
+			if err != nil {
+				b.Fatalf("ClaimBatch: %v", err)
+			}
+			for j, r := range res {
+				if r.Status != idempotency.Acquired {
+					b.Fatalf("ClaimBatch(%q) = %v", reqs[j].Key, r.Status)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
+	})
+}
+
+func benchPrefix(b *testing.B) []byte {
+	var r [6]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		b.Fatal(err)
+	}
+	return []byte("bench/" + hex.EncodeToString(r[:]) + "/")
+}
