@@ -22,6 +22,7 @@ const memoryShards = 64
 type Memory struct {
 	seed   maphash.Seed
 	now    func() time.Time
+	base   time.Time // record times are nanoseconds since base (monotonic)
 	shards [memoryShards]memoryShard
 }
 
@@ -37,7 +38,7 @@ type memoryRecord struct {
 	token       Token
 	completed   bool
 	released    bool
-	until       time.Time // lease end, or retention end once completed
+	until       int64 // lease or retention end, in nanoseconds since base
 }
 
 // NewMemory returns an empty in-memory store.
@@ -46,7 +47,7 @@ func NewMemory() *Memory {
 }
 
 func newMemory(now func() time.Time) *Memory {
-	m := &Memory{seed: maphash.MakeSeed(), now: now}
+	m := &Memory{seed: maphash.MakeSeed(), now: now, base: now()}
 	for i := range m.shards {
 		m.shards[i].recs = make(map[string]memoryRecord)
 	}
@@ -97,14 +98,15 @@ func (m *Memory) claim(r Request, now time.Time) Result {
 	defer s.mu.Unlock()
 
 	rec, ok := s.recs[r.Key]
-	if ok && !rec.released && now.Before(rec.until) {
+	at := int64(now.Sub(m.base))
+	if ok && !rec.released && at < rec.until {
 		switch {
 		case rec.fingerprint != r.Fingerprint:
 			return Result{Status: Conflict}
 		case rec.completed:
 			return Result{Status: Completed}
 		default:
-			return Result{Status: InProgress, Until: rec.until}
+			return Result{Status: InProgress, Until: m.base.Add(time.Duration(rec.until))}
 		}
 	}
 
@@ -113,21 +115,20 @@ func (m *Memory) claim(r Request, now time.Time) Result {
 	if token < Token(now.UnixNano()) {
 		token = Token(now.UnixNano())
 	}
-	until := now.Add(r.Lease)
-	s.recs[r.Key] = memoryRecord{fingerprint: r.Fingerprint, token: token, until: until}
-	s.sweep(now)
-	return Result{Status: Acquired, Token: token, Until: until}
+	s.recs[r.Key] = memoryRecord{fingerprint: r.Fingerprint, token: token, until: at + int64(r.Lease)}
+	s.sweep(at)
+	return Result{Status: Acquired, Token: token, Until: now.Add(r.Lease)}
 }
 
 // sweep drops expired records every 4096 writes, so that a long-running
 // consumer's store does not grow without bound.
-func (s *memoryShard) sweep(now time.Time) {
+func (s *memoryShard) sweep(at int64) {
 	s.writes++
 	if s.writes%4096 != 0 {
 		return
 	}
 	for k, rec := range s.recs {
-		if !now.Before(rec.until) {
+		if at >= rec.until {
 			delete(s.recs, k)
 		}
 	}
@@ -138,7 +139,7 @@ func (s *memoryShard) sweep(now time.Time) {
 func (m *Memory) Complete(ctx context.Context, key string, token Token, retain time.Duration) error {
 	return m.settle(ctx, "complete", key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
 		rec.completed = true
-		rec.until = now.Add(retain)
+		rec.until = int64(now.Add(retain).Sub(m.base))
 		s.recs[key] = rec
 	})
 }
@@ -149,7 +150,7 @@ func (m *Memory) Release(ctx context.Context, key string, token Token) error {
 		// Keep the token so the next claim's token is larger still, and
 		// mark the record so that the released token cannot settle again.
 		rec.released = true
-		rec.until = now
+		rec.until = int64(now.Sub(m.base))
 		s.recs[key] = rec
 	})
 }

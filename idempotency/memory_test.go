@@ -18,5 +18,5 @@ func TestMemorySharedConformance(t *testing.T) {
 }
 
 func BenchmarkMemory(b *testing.B) {
-	storetest.Bench(b, idempotency.NewMemory())
+	storetest.Bench(b, func(*testing.B) idempotency.Store { return idempotency.NewMemory() })
 }

@@ -18,9 +18,12 @@ const BatchSize = 10
 // the way one consumer claims: sub-benchmark "Claim" claims one key per
 // call, "ClaimBatch10" ten keys per call. Both count one op per claimed
 // key, so their ns/op and claims/s compare directly, and report
-// allocations.
-func Bench(b *testing.B, s idempotency.Store) {
+// allocations. newStore is called at every start of a sub-benchmark (they
+// run several times with growing b.N), so that it may hand out an empty
+// store each time; it may also return one shared store.
+func Bench(b *testing.B, newStore func(b *testing.B) idempotency.Store) {
 	b.Run("Claim", func(b *testing.B) {
+		s := newStore(b)
 		prefix := benchPrefix(b)
 		ctx := context.Background()
 		b.ReportAllocs()
@@ -35,6 +38,7 @@ func Bench(b *testing.B, s idempotency.Store) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
 	})
 	b.Run("ClaimBatch10", func(b *testing.B) {
+		s := newStore(b)
 		prefix := benchPrefix(b)
 		ctx := context.Background()
 		reqs := make([]idempotency.Request, BatchSize)

@@ -219,8 +219,9 @@ func testLeaseExpiryTakeover(t *testing.T, s idempotency.Store) {
 	if taken.Token <= old.Token {
 		t.Fatalf("takeover token = %d, want more than %d", taken.Token, old.Token)
 	}
-	if time.Now().Before(old.Until.Add(-clockSlack)) {
-		t.Fatalf("taken over at %v, before the lease ended at %v", time.Now(), old.Until)
+	if now := time.Now(); now.Before(old.Until.Add(-clockSlack)) ||
+		now.After(old.Until.Add(2*clockSlack)) {
+		t.Fatalf("taken over at %v, want soon after the lease ended at %v", now, old.Until)
 	}
 	wantStale(t, "Complete with the old token", s.Complete(context.Background(), k, old.Token, retain))
 	wantStale(t, "Release with the old token", s.Release(context.Background(), k, old.Token))
@@ -315,6 +316,9 @@ func testRetentionThenReclaim(t *testing.T, s idempotency.Store) {
 	next := pollAcquire(t, s, k, 2, longLease, idempotency.Completed)
 	if early := completedAt.Add(keep).Sub(time.Now()); early > 50*time.Millisecond {
 		t.Fatalf("reclaimed %v before the retention of %v ended", early, keep)
+	}
+	if late := time.Since(completedAt.Add(keep)); late > 2*clockSlack {
+		t.Fatalf("reclaimed %v after the retention of %v ended", late, keep)
 	}
 	if next.Token <= r.Token {
 		t.Fatalf("token after retention = %d, want more than %d", next.Token, r.Token)
