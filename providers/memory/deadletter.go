@@ -61,9 +61,9 @@ func (dl *deadLetters) Redrive(ctx context.Context, msgs []*providers.Message) e
 			stripped[i] = &c
 		}
 	}
-	copies, failed := copyMessages(dl.p.in, "redrive to "+dl.c.q.name, stripped)
-	if len(copies) > 0 {
-		dl.c.q.push(copies)
+	ms, failed := storeMessages(dl.p.in, "redrive to "+dl.c.q.name, stripped)
+	if len(ms) > 0 {
+		dl.c.q.push(ms)
 	}
 	if failed != nil {
 		return failed

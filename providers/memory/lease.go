@@ -22,10 +22,10 @@ type handle struct {
 
 // push adds new messages to the queue and wakes its receivers. The entries
 // of a batch share one allocation.
-func (q *queue) push(cs []copied) {
-	es := make([]entry, len(cs))
-	for i := range cs {
-		es[i].msg, es[i].id = cs[i].msg, cs[i].id
+func (q *queue) push(ms []stored) {
+	es := make([]entry, len(ms))
+	for i := range ms {
+		es[i].msg = &ms[i]
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -102,8 +102,8 @@ func (q *queue) leaseBatchLocked(n int, t, deadline int64) []*providers.Delivery
 	for i := range hs {
 		h := &hs[i]
 		h.q = q
-		h.d.Message = *h.e.msg
-		h.d.ProviderID = h.e.id
+		h.d.Message = h.e.msg.Message
+		h.d.ProviderID = h.e.msg.pid
 		h.d.LeaseUntil = until
 		h.d.Handle = h
 		out[i] = &h.d

@@ -447,3 +447,25 @@ func TestNamedInstancesAreShared(t *testing.T) {
 		t.Fatalf("unknown query: %v", err)
 	}
 }
+
+func TestProviderIDsCountUpAcrossDigits(t *testing.T) {
+	p, tp := setup(t, "a")
+	p.in.seq.Store(95)
+	var batch []*providers.Message
+	for i := range 10 {
+		batch = append(batch, msg(fmt.Sprint(i)))
+	}
+	send(t, tp, batch...)
+	send(t, tp, msg("next"))
+	s := subscribe(t, p, "a", time.Minute)
+	var got []string
+	for len(got) < 11 {
+		for _, d := range receive(t, s, 20) {
+			got = append(got, d.ID+"="+d.ProviderID)
+		}
+	}
+	want := "[0=96 1=97 2=98 3=99 4=100 5=101 6=102 7=103 8=104 9=105 next=106]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("got %v\nwant %s", got, want)
+	}
+}

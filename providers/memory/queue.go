@@ -3,8 +3,6 @@ package memory
 import (
 	"sync"
 	"time"
-
-	"github.com/seed06bc8277/herald/providers"
 )
 
 // The states of an entry in its queue.
@@ -29,10 +27,9 @@ func wallTime(t int64) time.Time { return epoch.Add(time.Duration(t)) }
 // the lease (settlement, expiry, release) bumps gen, which fences old
 // handles.
 type entry struct {
-	msg      *providers.Message // shared read-only by every consumer
-	id       string             // ProviderID, shared by the message's copies
-	group    *group             // ordering group, nil without a key
-	deadline int64              // lease end or visible time, while in the heap
+	msg      *stored // shared read-only by every consumer
+	group    *group  // ordering group, nil without a key
+	deadline int64   // lease end or visible time, while in the heap
 	gen      uint32
 	attempts int32 // deliveries so far
 	hidx     int32 // index in q.timers, -1 when not there

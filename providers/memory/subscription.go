@@ -70,7 +70,7 @@ func (s *subscription) Extend(ctx context.Context, d *providers.Delivery,
 // attempt and the current time.
 func (s *subscription) DeadLetter(ctx context.Context, d *providers.Delivery,
 	reason providers.DeadLetter) error {
-	var msg *providers.Message
+	var msg *stored
 	var attempts int
 	err := s.q.settle(ctx, s.p, "dead-letter", d, func(e *entry, _ int64) {
 		msg, attempts = e.msg, int(e.attempts)
@@ -89,10 +89,10 @@ func (s *subscription) DeadLetter(ctx context.Context, d *providers.Delivery,
 	if reason.Time.IsZero() {
 		reason.Time = time.Now()
 	}
-	letter := &providers.Message{ID: msg.ID, Body: msg.Body, OrderingKey: msg.OrderingKey,
+	letter := providers.Message{ID: msg.ID, Body: msg.Body, OrderingKey: msg.OrderingKey,
 		Attributes: providers.WithDeadLetter(msg.Attributes, reason, 0)}
-	id := s.p.in.seq.Add(1)
-	s.dlq.push([]copied{{msg: letter, id: strconv.FormatUint(id, 10)}})
+	pid := strconv.FormatUint(s.p.in.seq.Add(1), 10)
+	s.dlq.push([]stored{{Message: letter, pid: pid}})
 	return nil
 }
 
