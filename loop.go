@@ -69,6 +69,7 @@ type loop struct {
 	handlerCtx    context.Context
 	handlerCancel context.CancelFunc
 	draining      atomic.Bool
+	drainStart    chan struct{} // closed when shutdown begins
 
 	gbMu      sync.Mutex
 	givebacks map[string]int // deliveries of a key given back unrun, not attempts
@@ -79,11 +80,12 @@ func newLoop(c *Consumer, sub providers.Subscription) *loop {
 	o := c.opts
 	l := &loop{
 		c: c, sub: sub, o: o, name: c.name,
-		log:       o.Logger.With(slog.String("topic", c.topic), slog.String("consumer", c.name)),
-		free:      make(chan int, o.Concurrency),
-		slots:     make([]atomic.Pointer[job], o.Concurrency),
-		work:      make(chan *job, o.Concurrency),
-		givebacks: map[string]int{},
+		log:        o.Logger.With(slog.String("topic", c.topic), slog.String("consumer", c.name)),
+		free:       make(chan int, o.Concurrency),
+		slots:      make([]atomic.Pointer[job], o.Concurrency),
+		work:       make(chan *job, o.Concurrency),
+		givebacks:  map[string]int{},
+		drainStart: make(chan struct{}),
 	}
 	for i := range o.Concurrency {
 		l.free <- i
@@ -120,6 +122,7 @@ func (l *loop) run(ctx context.Context) error {
 	// Step 8: stop receiving, let handlers finish within the drain
 	// timeout, give back the rest.
 	l.draining.Store(true)
+	close(l.drainStart)
 	close(l.work)
 	finished := make(chan struct{})
 	go func() {

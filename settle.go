@@ -19,6 +19,22 @@ func (l *loop) runHandler(j *job) bool {
 	j.m.Attempt = l.attempt(j)
 	err := l.call(j)
 
+	// A message with an ordering key is retried in place, holding its
+	// lease: giving it back would let the messages queued behind it here
+	// overtake it on a provider that does not keep a key's order on
+	// redelivery.
+	for err != nil && j.m.OrderingKey != "" && !IsPermanent(err) && j.m.Attempt < l.o.MaxAttempts {
+		l.c.stats.failed.Add(1)
+		if !l.pause(l.o.Backoff.Delay(j.m.Attempt)) || j.state.Load() != stateOpen {
+			// Shutting down: give it back unrun, as after any failure.
+			l.c.stats.failed.Add(-1)
+			break
+		}
+		l.c.stats.retried.Add(1)
+		j.m.Attempt++
+		err = l.call(j)
+	}
+
 	// The drain may have given the delivery back while the handler ran;
 	// then only the claim is settled, so that a redelivery is skipped
 	// (success) or runs again (failure).
@@ -51,6 +67,9 @@ func (l *loop) runHandler(j *job) bool {
 		return false
 	}
 	j.delay = l.o.Backoff.Delay(j.m.Attempt)
+	if l.draining.Load() {
+		j.delay = 0
+	}
 	l.releaseClaim(j)
 	l.c.stats.retried.Add(1)
 	if nerr := l.sub.Nack(l.settleCtx, j.d, j.delay); nerr != nil {
@@ -59,6 +78,19 @@ func (l *loop) runHandler(j *job) bool {
 	}
 	l.forget(j)
 	return false
+}
+
+// pause waits d, or less if shutdown begins; it reports whether it waited
+// the whole of d.
+func (l *loop) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.drainStart:
+		return false
+	}
 }
 
 // call runs the handler, turning a panic into an error.
