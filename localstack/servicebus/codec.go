@@ -1,0 +1,442 @@
+package servicebus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+)
+
+// The AMQP 1.0 type system (OASIS AMQP 1.0, part 1) maps onto Go values:
+//
+//	null -> nil, boolean -> bool, ubyte/ushort/uint/ulong -> uint8..uint64,
+//	byte/short/int/long -> int8..int64, float/double -> float32/float64,
+//	char -> Char, timestamp -> time.Time (UTC, millisecond precision),
+//	uuid -> UUID, binary -> []byte, string -> string, symbol -> Symbol,
+//	list -> List, map -> Map, array -> Array, described -> Described,
+//	decimal32/64/128 -> Decimal (raw bytes, passed through untouched).
+
+// Symbol is an AMQP symbol: an ASCII name such as "amqp:not-found".
+type Symbol string
+
+// Char is an AMQP char: one UTF-32 code point.
+type Char rune
+
+// UUID is an AMQP uuid in RFC 4122 byte order.
+type UUID [16]byte
+
+// String formats the UUID in its canonical 8-4-4-4-12 hex form.
+func (u UUID) String() string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// Decimal is an AMQP decimal32, decimal64 or decimal128 kept as its raw
+// IEEE 754 bytes, since the emulator never computes with them.
+type Decimal struct {
+	Code byte
+	Raw  []byte
+}
+
+// List is an AMQP list: a sequence of values of any type.
+type List []any
+
+// Pair is one key/value entry of a Map.
+type Pair struct {
+	Key, Value any
+}
+
+// Map is an AMQP map, kept in wire order. Keys are compared by Get
+// with ==, so binary keys are never found but never panic either.
+type Map []Pair
+
+// Get returns the value stored under key, or nil when absent. A string
+// key also matches a Symbol key with the same text, and the reverse.
+func (m Map) Get(key any) any {
+	v, _ := m.Lookup(key)
+	return v
+}
+
+// Lookup is Get that also reports whether the key was present.
+func (m Map) Lookup(key any) (any, bool) {
+	for _, p := range m {
+		if keyEqual(p.Key, key) {
+			return p.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Set replaces the value under key, or appends the pair when absent.
+func (m Map) Set(key, value any) Map {
+	for i, p := range m {
+		if keyEqual(p.Key, key) {
+			m[i].Value = value
+			return m
+		}
+	}
+	return append(m, Pair{key, value})
+}
+
+func keyEqual(a, b any) bool {
+	switch x := a.(type) {
+	case Symbol:
+		switch y := b.(type) {
+		case Symbol:
+			return x == y
+		case string:
+			return string(x) == y
+		}
+		return false
+	case string:
+		switch y := b.(type) {
+		case Symbol:
+			return x == string(y)
+		case string:
+			return x == y
+		}
+		return false
+	case []byte, List, Map, Array, Described, Decimal:
+		return false
+	}
+	switch b.(type) {
+	case []byte, List, Map, Array, Described, Decimal:
+		return false
+	}
+	return a == b
+}
+
+// Array is an AMQP array: values of one type sharing one constructor.
+// When encoding, the element type is taken from the first element; an
+// empty array is encoded as an array of null.
+type Array []any
+
+// Described is an AMQP described type: a descriptor (a ulong code or a
+// symbol) and the value it describes.
+type Described struct {
+	Descriptor any
+	Value      any
+}
+
+// maxDepth bounds the nesting of compound values so that hostile input
+// cannot exhaust the stack.
+const maxDepth = 32
+
+var (
+	errTruncated = errors.New("amqp: value truncated")
+	errBadCode   = errors.New("amqp: unknown type code")
+	errTooDeep   = errors.New("amqp: values nested too deep")
+	errBadUTF8   = errors.New("amqp: string is not valid UTF-8")
+	errTooMany   = errors.New("amqp: element count exceeds the bytes present")
+)
+
+// decoder reads AMQP values from buf starting at pos.
+type decoder struct {
+	buf   []byte
+	pos   int
+	depth int
+}
+
+// decodeValue decodes one value from the start of b and reports how many
+// bytes it used.
+func decodeValue(b []byte) (any, int, error) {
+	d := decoder{buf: b}
+	v, err := d.value()
+	return v, d.pos, err
+}
+
+func (d *decoder) need(n int) ([]byte, error) {
+	if n < 0 || len(d.buf)-d.pos < n {
+		return nil, errTruncated
+	}
+	b := d.buf[d.pos : d.pos+n]
+	d.pos += n
+	return b, nil
+}
+
+func (d *decoder) byte1() (byte, error) {
+	if d.pos >= len(d.buf) {
+		return 0, errTruncated
+	}
+	c := d.buf[d.pos]
+	d.pos++
+	return c, nil
+}
+
+func (d *decoder) value() (any, error) {
+	code, err := d.byte1()
+	if err != nil {
+		return nil, err
+	}
+	if code == 0x00 {
+		return d.described()
+	}
+	return d.byCode(code)
+}
+
+func (d *decoder) described() (any, error) {
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > maxDepth {
+		return nil, errTooDeep
+	}
+	desc, err := d.value()
+	if err != nil {
+		return nil, err
+	}
+	val, err := d.value()
+	if err != nil {
+		return nil, err
+	}
+	return Described{Descriptor: desc, Value: val}, nil
+}
+
+// width reads a size or count of one or four bytes.
+func (d *decoder) width(four bool) (int, error) {
+	if !four {
+		c, err := d.byte1()
+		return int(c), err
+	}
+	b, err := d.need(4)
+	if err != nil {
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n > math.MaxInt32 {
+		return 0, errTruncated
+	}
+	return int(n), nil
+}
+
+// byCode decodes the value that follows the constructor code.
+func (d *decoder) byCode(code byte) (any, error) {
+	switch code {
+	case 0x40:
+		return nil, nil
+	case 0x41:
+		return true, nil
+	case 0x42:
+		return false, nil
+	case 0x43:
+		return uint32(0), nil
+	case 0x44:
+		return uint64(0), nil
+	case 0x45:
+		return List{}, nil
+	}
+	switch code >> 4 {
+	case 0x5: // one byte
+		b, err := d.byte1()
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case 0x50:
+			return b, nil
+		case 0x51:
+			return int8(b), nil
+		case 0x52:
+			return uint32(b), nil
+		case 0x53:
+			return uint64(b), nil
+		case 0x54:
+			return int32(int8(b)), nil
+		case 0x55:
+			return int64(int8(b)), nil
+		case 0x56:
+			return b != 0, nil
+		}
+	case 0x6: // two bytes
+		b, err := d.need(2)
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case 0x60:
+			return binary.BigEndian.Uint16(b), nil
+		case 0x61:
+			return int16(binary.BigEndian.Uint16(b)), nil
+		}
+	case 0x7: // four bytes
+		b, err := d.need(4)
+		if err != nil {
+			return nil, err
+		}
+		u := binary.BigEndian.Uint32(b)
+		switch code {
+		case 0x70:
+			return u, nil
+		case 0x71:
+			return int32(u), nil
+		case 0x72:
+			return math.Float32frombits(u), nil
+		case 0x73:
+			return Char(u), nil
+		case 0x74:
+			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+		}
+	case 0x8: // eight bytes
+		b, err := d.need(8)
+		if err != nil {
+			return nil, err
+		}
+		u := binary.BigEndian.Uint64(b)
+		switch code {
+		case 0x80:
+			return u, nil
+		case 0x81:
+			return int64(u), nil
+		case 0x82:
+			return math.Float64frombits(u), nil
+		case 0x83:
+			return time.UnixMilli(int64(u)).UTC(), nil
+		case 0x84:
+			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+		}
+	case 0x9: // sixteen bytes
+		b, err := d.need(16)
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case 0x94:
+			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+		case 0x98:
+			return UUID(b), nil
+		}
+	case 0xa, 0xb: // variable width
+		n, err := d.width(code>>4 == 0xb)
+		if err != nil {
+			return nil, err
+		}
+		b, err := d.need(n)
+		if err != nil {
+			return nil, err
+		}
+		switch code & 0x0f {
+		case 0x0:
+			return append([]byte(nil), b...), nil
+		case 0x1:
+			if !utf8.Valid(b) {
+				return nil, errBadUTF8
+			}
+			return string(b), nil
+		case 0x3:
+			return Symbol(b), nil
+		}
+	case 0xc, 0xd: // list and map
+		return d.compound(code)
+	case 0xe, 0xf:
+		if code&0x0f == 0 {
+			return d.array(code == 0xf0)
+		}
+	}
+	return nil, fmt.Errorf("%w 0x%02x", errBadCode, code)
+}
+
+// compound decodes a list or map body.
+func (d *decoder) compound(code byte) (any, error) {
+	four := code>>4 == 0xd
+	size, err := d.width(four)
+	if err != nil {
+		return nil, err
+	}
+	body, err := d.need(size)
+	if err != nil {
+		return nil, err
+	}
+	sub := decoder{buf: body, depth: d.depth + 1}
+	if sub.depth > maxDepth {
+		return nil, errTooDeep
+	}
+	count, err := sub.width(four)
+	if err != nil {
+		return nil, err
+	}
+	if count > len(body) {
+		return nil, errTooMany
+	}
+	switch code & 0x0f {
+	case 0x0:
+		l := make(List, 0, count)
+		for range count {
+			v, err := sub.value()
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		return l, nil
+	case 0x1:
+		if count%2 != 0 {
+			return nil, errors.New("amqp: map with an odd element count")
+		}
+		m := make(Map, 0, count/2)
+		for range count / 2 {
+			k, err := sub.value()
+			if err != nil {
+				return nil, err
+			}
+			v, err := sub.value()
+			if err != nil {
+				return nil, err
+			}
+			m = append(m, Pair{k, v})
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w 0x%02x", errBadCode, code)
+}
+
+// array decodes an array: size, count, one constructor, then the bare
+// elements.
+func (d *decoder) array(four bool) (any, error) {
+	size, err := d.width(four)
+	if err != nil {
+		return nil, err
+	}
+	body, err := d.need(size)
+	if err != nil {
+		return nil, err
+	}
+	sub := decoder{buf: body, depth: d.depth + 1}
+	if sub.depth > maxDepth {
+		return nil, errTooDeep
+	}
+	count, err := sub.width(four)
+	if err != nil {
+		return nil, err
+	}
+	if count > len(body) {
+		return nil, errTooMany
+	}
+	code, err := sub.byte1()
+	if err != nil {
+		return nil, err
+	}
+	var desc any
+	if code == 0x00 {
+		if desc, err = sub.value(); err != nil {
+			return nil, err
+		}
+		if code, err = sub.byte1(); err != nil {
+			return nil, err
+		}
+	}
+	if code == 0x00 {
+		return nil, fmt.Errorf("%w 0x00 as an array element", errBadCode)
+	}
+	a := make(Array, 0, count)
+	for range count {
+		v, err := sub.byCode(code)
+		if err != nil {
+			return nil, err
+		}
+		if desc != nil {
+			v = Described{Descriptor: desc, Value: v}
+		}
+		a = append(a, v)
+	}
+	return a, nil
+}

@@ -1,0 +1,207 @@
+package servicebus
+
+import "time"
+
+// onTransfer assembles a delivery from its frames and, once complete,
+// accepts it for its node and settles it with the client.
+func (l *inLink) onTransfer(f frame) error {
+	if !l.partialSet {
+		id, ok := f.fields.u32(1)
+		if !ok {
+			return sessionError{newError(condInvalidField, "first transfer without delivery-id")}
+		}
+		l.partialSet, l.partialID, l.tooBig = true, id, false
+		l.format, _ = f.fields.u32(3)
+		l.settled = f.fields.boolean(4)
+		l.partial = l.partial[:0]
+	} else if f.fields.boolean(4) {
+		l.settled = true
+	}
+	if f.fields.boolean(10) { // aborted: discard what was sent
+		l.partialSet, l.partial = false, nil
+		return nil
+	}
+	if len(l.partial)+len(f.payload) > l.s.c.em.maxMessageSize+64<<10 {
+		l.tooBig, l.partial = true, l.partial[:0]
+	} else if !l.tooBig {
+		l.partial = append(l.partial, f.payload...)
+	}
+	if f.fields.boolean(5) {
+		return nil
+	}
+
+	l.partialSet = false
+	l.deliveryCount++
+	l.credit--
+	if l.credit <= linkCredit/2 {
+		l.sendFlow()
+	}
+	payload := l.partial
+	l.partial = nil
+	var state any = Described{uint64(codeAccepted), List{}}
+	if e := l.accept(payload); e != nil {
+		state = Described{uint64(codeRejected), List{e.value()}}
+	}
+	if !l.settled {
+		s := l.s
+		s.c.out.frame(frameAMQP, s.ch,
+			perf(codeDisposition, List{true, l.partialID, nil, true, state}), nil)
+	}
+	return nil
+}
+
+// accept processes one complete delivery; an error rejects it.
+func (l *inLink) accept(payload []byte) *amqpError {
+	c := l.s.c
+	if l.tooBig {
+		return newError(condMessageSize, "the message exceeds %d bytes", c.em.maxMessageSize)
+	}
+	switch l.kind {
+	case linkCBS:
+		return c.request(payload, c.em.cbs)
+	case linkMgmt:
+		return c.request(payload, func(req *message) *message { return c.em.manage(l.node, req) })
+	}
+	var msgs []*message
+	var err error
+	if l.format == batchFormat {
+		msgs, err = splitBatch(payload)
+	} else {
+		var m *message
+		m, err = parseMessage(payload)
+		msgs = []*message{m}
+	}
+	if err != nil {
+		return newError(condDecode, "the message cannot be decoded: %v", err)
+	}
+	for _, m := range msgs {
+		if m.size > c.em.maxMessageSize {
+			return newError(condMessageSize, "the message exceeds %d bytes", c.em.maxMessageSize)
+		}
+	}
+	l.node.send(time.Now(), msgs)
+	return nil
+}
+
+// request runs a $cbs or $management request and routes the response to
+// the client's link whose target is the request's reply-to.
+func (c *conn) request(payload []byte, serve func(*message) *message) *amqpError {
+	req, err := parseMessage(payload)
+	if err != nil {
+		return newError(condDecode, "the request cannot be decoded: %v", err)
+	}
+	replyTo, _ := req.prop(4).(string)
+	resp := serve(req)
+	resp.props = fields{nil, nil, replyTo, nil, nil, req.prop(0)}
+	resp.propsRaw = appendValue(nil, Described{uint64(secProperties), trim(List(resp.props))})
+	l := c.replies[replyTo]
+	if l == nil {
+		return nil // nobody listens; the real service drops it too
+	}
+	payload = resp.encodeReply()
+	if l.s.sendTransfer(l.handle, dotnetGUID(newToken()), payload, true, nil) {
+		l.credit--
+		l.deliveryCount++
+	}
+	return nil
+}
+
+// disposition applies the client's outcomes for our deliveries and
+// answers each unsettled one, with lock-lost when the lock is gone.
+func (s *session) disposition(f frame) {
+	if !f.fields.boolean(0) {
+		return // the client settles its own deliveries to us: nothing to do
+	}
+	first, _ := f.fields.u32(1)
+	last, ok := f.fields.u32(2)
+	if !ok || last < first {
+		last = first
+	}
+	if last-first >= maxDispositionRange {
+		last = first + maxDispositionRange - 1
+	}
+	settled := f.fields.boolean(3)
+	state := f.fields.get(4)
+	o, final := outcomeOf(state)
+	if !final {
+		if !settled {
+			return // a non-terminal state: wait for the outcome
+		}
+		// Settled with no outcome: the message goes back, as on release.
+		o, final = settleOutcome{kind: outcomeAbandon}, true
+	}
+
+	runStart, runOK := first, true
+	flush := func(end uint32) {
+		if settled {
+			return
+		}
+		st := state
+		if !runOK {
+			st = Described{uint64(codeRejected), List{(&amqpError{Condition: condLockLost,
+				Description: errLockLost.Error()}).value()}}
+		}
+		s.c.out.frame(frameAMQP, s.ch, perf(codeDisposition, List{false, runStart, end, true, st}), nil)
+	}
+	for id := first; ; id++ {
+		s.mu.Lock()
+		d, known := s.unsettled[id]
+		delete(s.unsettled, id)
+		s.mu.Unlock()
+		ok := known && d.st.settle(d.token, o) == nil
+		if id == first {
+			runOK = ok
+		} else if ok != runOK {
+			flush(id - 1)
+			runStart, runOK = id, ok
+		}
+		if id == last {
+			break
+		}
+	}
+	flush(last)
+}
+
+// outcomeOf maps an AMQP delivery state to a Service Bus settlement;
+// final is false for a non-terminal state (received, or none).
+func outcomeOf(state any) (settleOutcome, bool) {
+	f, code, ok := composite(state)
+	if !ok {
+		return settleOutcome{}, false
+	}
+	switch code {
+	case codeAccepted:
+		return settleOutcome{kind: outcomeComplete}, true
+	case codeReleased:
+		return settleOutcome{kind: outcomeAbandon}, true
+	case codeModified:
+		props, _ := f.get(2).(Map)
+		if f.boolean(1) {
+			return settleOutcome{kind: outcomeDefer, props: props}, true
+		}
+		return settleOutcome{kind: outcomeAbandon, props: props}, true
+	case codeRejected:
+		o := settleOutcome{kind: outcomeDeadLetter}
+		if e := parseError(f.get(0)); e != nil {
+			for _, p := range e.Info {
+				k := p.Key
+				if s, ok := k.(Symbol); ok {
+					k = string(s)
+				}
+				switch k {
+				case propDLReason:
+					o.reason, _ = p.Value.(string)
+				case propDLDescription:
+					o.desc, _ = p.Value.(string)
+				default:
+					o.props = append(o.props, p)
+				}
+			}
+			if e.Condition != condDeadLetter && o.reason == "" {
+				o.reason, o.desc = string(e.Condition), e.Description
+			}
+		}
+		return o, true
+	}
+	return settleOutcome{}, false
+}

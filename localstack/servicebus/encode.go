@@ -1,0 +1,219 @@
+package servicebus
+
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// appendValue appends the AMQP encoding of v, choosing the type from the
+// Go type as listed in codec.go. int encodes as long and uint as ulong.
+// A value of any other Go type is a programming error: it encodes as
+// null, so that a bug never takes a connection down mid-frame.
+func appendValue(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 0x40)
+	case bool:
+		if x {
+			return append(b, 0x41)
+		}
+		return append(b, 0x42)
+	case uint8:
+		return append(b, 0x50, x)
+	case uint16:
+		return binary.BigEndian.AppendUint16(append(b, 0x60), x)
+	case uint32:
+		switch {
+		case x == 0:
+			return append(b, 0x43)
+		case x < 256:
+			return append(b, 0x52, byte(x))
+		}
+		return binary.BigEndian.AppendUint32(append(b, 0x70), x)
+	case uint64:
+		switch {
+		case x == 0:
+			return append(b, 0x44)
+		case x < 256:
+			return append(b, 0x53, byte(x))
+		}
+		return binary.BigEndian.AppendUint64(append(b, 0x80), x)
+	case uint:
+		return appendValue(b, uint64(x))
+	case int8:
+		return append(b, 0x51, byte(x))
+	case int16:
+		return binary.BigEndian.AppendUint16(append(b, 0x61), uint16(x))
+	case int32:
+		if x >= -128 && x <= 127 {
+			return append(b, 0x54, byte(int8(x)))
+		}
+		return binary.BigEndian.AppendUint32(append(b, 0x71), uint32(x))
+	case int64:
+		if x >= -128 && x <= 127 {
+			return append(b, 0x55, byte(int8(x)))
+		}
+		return binary.BigEndian.AppendUint64(append(b, 0x81), uint64(x))
+	case int:
+		return appendValue(b, int64(x))
+	case float32:
+		return binary.BigEndian.AppendUint32(append(b, 0x72), math.Float32bits(x))
+	case float64:
+		return binary.BigEndian.AppendUint64(append(b, 0x82), math.Float64bits(x))
+	case Char:
+		return binary.BigEndian.AppendUint32(append(b, 0x73), uint32(x))
+	case time.Time:
+		return binary.BigEndian.AppendUint64(append(b, 0x83), uint64(x.UnixMilli()))
+	case UUID:
+		return append(append(b, 0x98), x[:]...)
+	case Decimal:
+		return append(append(b, x.Code), x.Raw...)
+	case []byte:
+		return appendVariable(b, 0xa0, x)
+	case string:
+		return appendVariable(b, 0xa1, []byte(x))
+	case Symbol:
+		return appendVariable(b, 0xa3, []byte(x))
+	case List:
+		return appendList(b, x)
+	case Map:
+		return appendMap(b, x)
+	case Array:
+		return appendArray(b, x)
+	case Described:
+		return appendValue(appendValue(append(b, 0x00), x.Descriptor), x.Value)
+	}
+	return append(b, 0x40)
+}
+
+// appendVariable writes binary, string or symbol data with the one-byte
+// size form when it fits (code) and the four-byte form otherwise.
+func appendVariable(b []byte, code byte, data []byte) []byte {
+	if len(data) < 256 {
+		b = append(b, code, byte(len(data)))
+	} else {
+		b = binary.BigEndian.AppendUint32(append(b, code|0x10), uint32(len(data)))
+	}
+	return append(b, data...)
+}
+
+// appendCompound writes a list (0xd0) or map (0xd1) header with a
+// placeholder size, lets fill append the elements, then patches the size.
+// The four-byte form is used always: it costs a few bytes and no copy.
+func appendCompound(b []byte, code byte, count int, fill func([]byte) []byte) []byte {
+	b = append(b, code, 0, 0, 0, 0)
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(count))
+	b = fill(b)
+	binary.BigEndian.PutUint32(b[start-4:], uint32(len(b)-start))
+	return b
+}
+
+func appendList(b []byte, l List) []byte {
+	if len(l) == 0 {
+		return append(b, 0x45)
+	}
+	return appendCompound(b, 0xd0, len(l), func(b []byte) []byte {
+		for _, v := range l {
+			b = appendValue(b, v)
+		}
+		return b
+	})
+}
+
+func appendMap(b []byte, m Map) []byte {
+	return appendCompound(b, 0xd1, 2*len(m), func(b []byte) []byte {
+		for _, p := range m {
+			b = appendValue(appendValue(b, p.Key), p.Value)
+		}
+		return b
+	})
+}
+
+// appendArray writes an array32 whose constructor comes from the first
+// element. Elements whose Go type differs from the first are a
+// programming error and are written as the zero value of that type.
+func appendArray(b []byte, a Array) []byte {
+	b = append(b, 0xf0, 0, 0, 0, 0)
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(a)))
+	if len(a) == 0 {
+		b = append(b, 0x40)
+	} else {
+		code, elem := arrayElement(a[0])
+		b = append(b, code)
+		for _, v := range a {
+			b = elem(b, v)
+		}
+	}
+	binary.BigEndian.PutUint32(b[start-4:], uint32(len(b)-start))
+	return b
+}
+
+// arrayElement returns the wide constructor for an element type and a
+// function that appends one bare element of it.
+func arrayElement(v any) (byte, func([]byte, any) []byte) {
+	switch v.(type) {
+	case bool:
+		return 0x56, func(b []byte, v any) []byte {
+			x, _ := v.(bool)
+			if x {
+				return append(b, 1)
+			}
+			return append(b, 0)
+		}
+	case uint32:
+		return 0x70, func(b []byte, v any) []byte {
+			x, _ := v.(uint32)
+			return binary.BigEndian.AppendUint32(b, x)
+		}
+	case uint64:
+		return 0x80, func(b []byte, v any) []byte {
+			x, _ := v.(uint64)
+			return binary.BigEndian.AppendUint64(b, x)
+		}
+	case int32:
+		return 0x71, func(b []byte, v any) []byte {
+			x, _ := v.(int32)
+			return binary.BigEndian.AppendUint32(b, uint32(x))
+		}
+	case int64:
+		return 0x81, func(b []byte, v any) []byte {
+			x, _ := v.(int64)
+			return binary.BigEndian.AppendUint64(b, uint64(x))
+		}
+	case time.Time:
+		return 0x83, func(b []byte, v any) []byte {
+			x, _ := v.(time.Time)
+			return binary.BigEndian.AppendUint64(b, uint64(x.UnixMilli()))
+		}
+	case UUID:
+		return 0x98, func(b []byte, v any) []byte {
+			x, _ := v.(UUID)
+			return append(b, x[:]...)
+		}
+	case []byte:
+		return 0xb0, appendBareVariable
+	case string:
+		return 0xb1, appendBareVariable
+	case Symbol:
+		return 0xb3, appendBareVariable
+	}
+	return 0x40, func(b []byte, _ any) []byte { return b }
+}
+
+// appendBareVariable appends a binary, string or symbol array element
+// in its four-byte-size form.
+func appendBareVariable(b []byte, v any) []byte {
+	var s []byte
+	switch x := v.(type) {
+	case []byte:
+		s = x
+	case string:
+		s = []byte(x)
+	case Symbol:
+		s = []byte(x)
+	}
+	return append(binary.BigEndian.AppendUint32(b, uint32(len(s))), s...)
+}

@@ -1,0 +1,178 @@
+package servicebus
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/seed06bc8277/herald/providers"
+)
+
+// checkName enforces the Service Bus name rules the emulator relies on:
+// 1 to 260 characters, no leading "$" and no "/Subscriptions/" inside.
+func checkName(op, name string) error {
+	lower := strings.ToLower(name)
+	if name == "" || len(name) > 260 || strings.HasPrefix(name, "$") ||
+		strings.Contains(lower, "/subscriptions/") || strings.Contains(lower, "/$") ||
+		strings.Trim(name, "/") != name {
+		return fmt.Errorf("servicebus: %s %q: invalid name: %w", op, name, providers.ErrInvalid)
+	}
+	return nil
+}
+
+// CreateQueue adds a queue. It fails with providers.ErrInvalid when the
+// name is taken by a queue or topic or the properties are out of range.
+func (em *Emulator) CreateQueue(name string, p EntityProperties) error {
+	if err := checkName("create queue", name); err != nil {
+		return err
+	}
+	if err := p.validate("create queue", name); err != nil {
+		return err
+	}
+	b := em.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := strings.ToLower(name)
+	if b.queues[key] != nil || b.topics[key] != nil {
+		return fmt.Errorf("servicebus: create queue %q: name taken: %w", name, providers.ErrInvalid)
+	}
+	b.queues[key] = newStore(name, p.withDefaults(), false)
+	return nil
+}
+
+// DeleteQueue removes a queue and its messages; providers.ErrNotFound when
+// absent. Attached receivers stop getting messages.
+func (em *Emulator) DeleteQueue(name string) error {
+	b := em.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := strings.ToLower(name)
+	if b.queues[key] == nil {
+		return fmt.Errorf("servicebus: delete queue %q: %w", name, providers.ErrNotFound)
+	}
+	delete(b.queues, key)
+	return nil
+}
+
+// CreateTopic adds a topic with no subscriptions. Only
+// DefaultMessageTimeToLive of p applies to a topic.
+func (em *Emulator) CreateTopic(name string, p EntityProperties) error {
+	if err := checkName("create topic", name); err != nil {
+		return err
+	}
+	if err := p.validate("create topic", name); err != nil {
+		return err
+	}
+	b := em.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := strings.ToLower(name)
+	if b.queues[key] != nil || b.topics[key] != nil {
+		return fmt.Errorf("servicebus: create topic %q: name taken: %w", name, providers.ErrInvalid)
+	}
+	b.topics[key] = &topic{
+		name: name, props: p, subs: map[string]*subscription{},
+		scheduled: newStore(name, p.withDefaults(), true),
+	}
+	return nil
+}
+
+// DeleteTopic removes a topic with its subscriptions and their messages.
+func (em *Emulator) DeleteTopic(name string) error {
+	b := em.broker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := strings.ToLower(name)
+	if b.topics[key] == nil {
+		return fmt.Errorf("servicebus: delete topic %q: %w", name, providers.ErrNotFound)
+	}
+	delete(b.topics, key)
+	return nil
+}
+
+// CreateSubscription adds a subscription to a topic. With no rules it
+// gets the "$Default" TrueFilter rule; a message is copied to it when any
+// rule matches. Invalid rules fail with providers.ErrInvalid, a missing
+// topic with providers.ErrNotFound.
+func (em *Emulator) CreateSubscription(topicName, name string, p EntityProperties,
+	rules ...Rule) error {
+	op := "create subscription " + topicName + "/"
+	if err := checkName(op, name); err != nil {
+		return err
+	}
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("servicebus: %s%q: '/' in name: %w", op, name, providers.ErrInvalid)
+	}
+	if err := p.validate(op, name); err != nil {
+		return err
+	}
+	if len(rules) == 0 {
+		rules = []Rule{{Name: "$Default"}}
+	}
+	compiled := make([]Rule, len(rules))
+	for i, r := range rules {
+		if err := r.compile(); err != nil {
+			return err
+		}
+		compiled[i] = r
+	}
+	t, err := em.topic(op, topicName)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := strings.ToLower(name)
+	if t.subs[key] != nil {
+		return fmt.Errorf("servicebus: %s%q: name taken: %w", op, name, providers.ErrInvalid)
+	}
+	st := newStore(t.name+"/Subscriptions/"+name, p.withDefaults(), false)
+	st.isSub = true
+	t.subs[key] = &subscription{name: name, st: st, rules: compiled}
+	return nil
+}
+
+// DeleteSubscription removes a subscription and its messages.
+func (em *Emulator) DeleteSubscription(topicName, name string) error {
+	op := "delete subscription " + topicName + "/"
+	t, err := em.topic(op, topicName)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := strings.ToLower(name)
+	if t.subs[key] == nil {
+		return fmt.Errorf("servicebus: %s%q: %w", op, name, providers.ErrNotFound)
+	}
+	delete(t.subs, key)
+	return nil
+}
+
+func (em *Emulator) topic(op, name string) (*topic, error) {
+	em.broker.mu.RLock()
+	defer em.broker.mu.RUnlock()
+	t := em.broker.topics[strings.ToLower(name)]
+	if t == nil {
+		return nil, fmt.Errorf("servicebus: %s: topic %q: %w", op, name, providers.ErrNotFound)
+	}
+	return t, nil
+}
+
+// Stats counts the messages of a queue or subscription
+// ("topic/Subscriptions/name"), or of its dead-letter queue with the
+// "/$DeadLetterQueue" suffix. It fails with providers.ErrNotFound for an
+// unknown path or a topic.
+func (em *Emulator) Stats(path string) (Stats, error) {
+	n, ok := em.broker.resolve(path)
+	if !ok || n.st == nil || n.mgmt {
+		return Stats{}, fmt.Errorf("servicebus: stats %q: %w", path, providers.ErrNotFound)
+	}
+	return n.st.stats(), nil
+}
+
+// Count returns every message a queue, subscription or dead-letter queue
+// holds (ready, locked, deferred and scheduled), as Stats(path).Total().
+func (em *Emulator) Count(path string) (int, error) {
+	s, err := em.Stats(path)
+	return s.Total(), err
+}

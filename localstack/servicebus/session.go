@@ -1,0 +1,213 @@
+package servicebus
+
+import (
+	"sync"
+)
+
+// sessionWindow is the incoming window the emulator grants each session,
+// in transfer frames; it is topped up whenever half of it was used.
+const sessionWindow = 5000
+
+// maxDispositionRange bounds the deliveries one disposition may settle,
+// so that a hostile first/last pair cannot pin the reader.
+const maxDispositionRange = 1 << 16
+
+// sessionError ends one session (end with error) and keeps the
+// connection.
+type sessionError struct{ e *amqpError }
+
+func (s sessionError) Error() string { return s.e.Error() }
+
+// session is one AMQP session. The reader goroutine owns links and the
+// incoming counters; mu guards the outgoing side, which broker
+// goroutines use to deliver messages.
+type session struct {
+	c              *conn
+	ch             uint16
+	links          map[uint32]any // *inLink or *outLink, by the client's handle
+	nextIncomingID uint32
+	sinceFlow      uint32
+	ending         bool // we sent end with an error; waiting for the client's end
+
+	mu             sync.Mutex
+	nextOutgoingID uint32
+	nextDeliveryID uint32
+	unsettled      map[uint32]outDelivery
+	ended          bool
+}
+
+// outDelivery is an unsettled peek-lock delivery to a client.
+type outDelivery struct {
+	st    *store
+	token UUID
+}
+
+func newSession(c *conn, ch uint16, nextIncoming uint32) *session {
+	return &session{
+		c: c, ch: ch, links: map[uint32]any{}, nextIncomingID: nextIncoming,
+		unsettled: map[uint32]outDelivery{},
+	}
+}
+
+// handle dispatches one frame addressed to this session.
+func (s *session) handle(f frame) error {
+	if s.ending {
+		if f.code == codeEnd {
+			delete(s.c.sessions, s.ch)
+		}
+		return nil
+	}
+	switch f.code {
+	case codeAttach:
+		return s.attach(f)
+	case codeFlow:
+		return s.flow(f)
+	case codeTransfer:
+		return s.transfer(f)
+	case codeDisposition:
+		s.disposition(f)
+		return nil
+	case codeDetach:
+		return s.detach(f)
+	case codeEnd:
+		s.cleanup()
+		delete(s.c.sessions, s.ch)
+		s.c.out.frame(frameAMQP, s.ch, perf(codeEnd, nil), nil)
+		return nil
+	}
+	return connError{newError(condNotImplemented, "unknown performative 0x%x", f.code)}
+}
+
+// end ends the session from our side with an error.
+func (s *session) end(e *amqpError) {
+	s.cleanup()
+	s.ending = true
+	s.c.out.frame(frameAMQP, s.ch, perf(codeEnd, List{e.value()}), nil)
+}
+
+// cleanup detaches every link (the client may end a session without
+// detaching) and stops deliveries on this session.
+func (s *session) cleanup() {
+	for h, l := range s.links {
+		closeLink(l)
+		delete(s.links, h)
+	}
+	s.mu.Lock()
+	s.ended = true
+	clear(s.unsettled)
+	s.mu.Unlock()
+}
+
+// flow applies a flow frame: link credit for our sending links, echo when
+// asked. The client's incoming window is not enforced on our side: the
+// client's link credit already bounds what we send.
+func (s *session) flow(f frame) error {
+	h, hasHandle := f.fields.u32(4)
+	echo := f.fields.boolean(9)
+	if !hasHandle {
+		if echo {
+			s.sendSessionFlow()
+		}
+		return nil
+	}
+	l, ok := s.links[h]
+	if !ok {
+		return sessionError{newError(condUnattachedHandle, "flow for handle %d", h)}
+	}
+	switch l := l.(type) {
+	case *outLink:
+		credit, _ := f.fields.u32(6)
+		dc, ok := f.fields.u32(5)
+		if !ok {
+			dc = 0 // before our attach: counts start at our initial-delivery-count
+		}
+		l.onFlow(dc, credit, f.fields.boolean(8))
+		if echo {
+			l.sendFlow(false)
+		}
+	case *inLink:
+		if echo {
+			l.sendFlow()
+		}
+	}
+	return nil
+}
+
+// sendSessionFlow tells the client its window is open again.
+func (s *session) sendSessionFlow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.c.out.frame(frameAMQP, s.ch, s.flowFieldsLocked(nil), nil)
+}
+
+// flowFieldsLocked builds a flow; link adds the link fields (handle on).
+func (s *session) flowFieldsLocked(link List) Described {
+	l := List{s.nextIncomingID, uint32(sessionWindow), s.nextOutgoingID, uint32(0xffffffff)}
+	return perf(codeFlow, append(l, link...))
+}
+
+// transfer counts the frame against the window and hands it to its link.
+func (s *session) transfer(f frame) error {
+	s.nextIncomingID++
+	s.sinceFlow++
+	if s.sinceFlow >= sessionWindow/2 {
+		s.sinceFlow = 0
+		s.sendSessionFlow()
+	}
+	h, _ := f.fields.u32(0)
+	l, ok := s.links[h].(*inLink)
+	if !ok {
+		return sessionError{newError(condUnattachedHandle, "transfer for handle %d", h)}
+	}
+	return l.onTransfer(f)
+}
+
+// sendTransfer queues a delivery to the client, split into frames that
+// fit the client's max-frame-size. Unsettled peek-lock deliveries are
+// remembered by delivery id for the client's disposition.
+func (s *session) sendTransfer(handle uint32, tag, payload []byte, settled bool,
+	d *outDelivery) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return false
+	}
+	id := s.nextDeliveryID
+	s.nextDeliveryID++
+	if !settled && d != nil {
+		s.unsettled[id] = *d
+	}
+	frames := uint32(0)
+	ok := s.c.out.append(func(b []byte) []byte {
+		first := List{handle, id, tag, uint32(0), settled, true}
+		cont := List{handle, nil, nil, nil, settled, true}
+		rest := payload
+		for {
+			fl := cont
+			if frames == 0 {
+				fl = first
+			}
+			hdr := appendValue(nil, perf(codeTransfer, fl))
+			room := s.c.peerMax - frameHeaderSize - len(hdr)
+			n := min(room, len(rest))
+			if n == len(rest) {
+				fl[5] = false
+				hdr = appendValue(hdr[:0], perf(codeTransfer, trim(fl[:5])))
+			}
+			size := frameHeaderSize + len(hdr) + n
+			b = append(b, byte(size>>24), byte(size>>16), byte(size>>8), byte(size),
+				2, frameAMQP, byte(s.ch>>8), byte(s.ch))
+			b = append(append(b, hdr...), rest[:n]...)
+			rest = rest[n:]
+			frames++
+			if len(rest) == 0 {
+				return b
+			}
+		}
+	})
+	s.nextOutgoingID += frames
+	if !ok {
+		delete(s.unsettled, id)
+	}
+	return ok
+}
