@@ -151,7 +151,7 @@ func compare(a, b any) int {
 
 // parseSQL compiles a SQL filter expression (Rule.SQL). The subset: OR, AND, NOT,
 // parentheses; =, <>, !=, <, <=, >, >=; IS [NOT] NULL; [NOT] IN (...);
-// string ('it''s'), number, TRUE, FALSE and NULL literals; property names
+// string ('it”s'), number, TRUE, FALSE and NULL literals; property names
 // plain, "double-quoted" or [bracketed], with the prefixes sys. (MessageId,
 // CorrelationId, Label, Subject, To, ReplyTo, ContentType, SessionId,
 // ReplyToSessionId) and user. (application properties, the default).

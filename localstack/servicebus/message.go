@@ -21,16 +21,16 @@ const (
 
 // Annotation keys Service Bus reads or writes.
 const (
-	annLockToken     Symbol = "x-opt-lock-token"
-	annLockedUntil   Symbol = "x-opt-locked-until"
-	annSequence      Symbol = "x-opt-sequence-number"
-	annEnqueued      Symbol = "x-opt-enqueued-time"
-	annEnqueueSeq    Symbol = "x-opt-enqueue-sequence-number"
-	annDLSource      Symbol = "x-opt-deadletter-source"
-	annScheduledTime Symbol = "x-opt-scheduled-enqueue-time"
-	annMessageState  Symbol = "x-opt-message-state"
-	propDLReason            = "DeadLetterReason"
-	propDLDescription       = "DeadLetterErrorDescription"
+	annLockToken      Symbol = "x-opt-lock-token"
+	annLockedUntil    Symbol = "x-opt-locked-until"
+	annSequence       Symbol = "x-opt-sequence-number"
+	annEnqueued       Symbol = "x-opt-enqueued-time"
+	annEnqueueSeq     Symbol = "x-opt-enqueue-sequence-number"
+	annDLSource       Symbol = "x-opt-deadletter-source"
+	annScheduledTime  Symbol = "x-opt-scheduled-enqueue-time"
+	annMessageState   Symbol = "x-opt-message-state"
+	propDLReason             = "DeadLetterReason"
+	propDLDescription        = "DeadLetterErrorDescription"
 )
 
 // message is one message held by the broker. The parsed parts are never

@@ -22,7 +22,7 @@ type store struct {
 	props     EntityProperties
 	dlq       *store // nil for a dead-letter queue itself
 	isDLQ     bool
-	isSub     bool // a subscription: clients cannot send to it
+	isSub     bool       // a subscription: clients cannot send to it
 	ready     []*message // ordered by sequence number from head on
 	head      int
 	locked    map[UUID]*message
