@@ -131,6 +131,11 @@ func (s *session) disposition(f frame) {
 		o, final = settleOutcome{kind: outcomeAbandon}, true
 	}
 
+	if o.kind == outcomeDeadLetter {
+		// Echoing the error would fail the client's settlement: the
+		// service answers a dead-letter with a bare rejected.
+		state = Described{uint64(codeRejected), List{}}
+	}
 	runStart, runOK := first, true
 	flush := func(end uint32) {
 		if settled {
