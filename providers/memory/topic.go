@@ -65,8 +65,9 @@ type stored struct {
 // storeMessages validates msgs and copies the valid ones: one allocation
 // per body (not one buffer for the batch, so that one message kept long in
 // a queue does not keep its batch's bodies alive), plus one array of stored
-// messages and one string holding every ProviderID for the batch. Each gets the next sequence number of
-// the instance, in decimal, as its ProviderID.
+// messages and one string holding every ProviderID for the batch. Each
+// gets the next sequence number of the instance, in decimal, as its
+// ProviderID.
 func storeMessages(in *instance, op string, msgs []*providers.Message) (
 	[]stored, *providers.BatchError) {
 	var failed *providers.BatchError
