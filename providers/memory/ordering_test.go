@@ -306,3 +306,35 @@ func TestConcurrentUse(t *testing.T) {
 			senders*perSender, st)
 	}
 }
+
+// TestHotKeyKeepsOrder streams one key that never drains: the group's
+// backlog is consumed and refilled at once, in send order.
+func TestHotKeyKeepsOrder(t *testing.T) {
+	ctx := context.Background()
+	p, tp := setup(t, "a")
+	s := subscribe(t, p, "a", time.Minute)
+	keyed := func(i int) *providers.Message {
+		m := msg(strconv.Itoa(i))
+		m.OrderingKey = "hot"
+		return m
+	}
+	const backlog, total = 150, 1000
+	for i := range backlog {
+		send(t, tp, keyed(i))
+	}
+	for want := range total {
+		ds := receive(t, s, 10)
+		if len(ds) != 1 || ds[0].ID != strconv.Itoa(want) {
+			t.Fatalf("want only %d, got %d deliveries, first %s", want, len(ds), ds[0].ID)
+		}
+		if err := s.Ack(ctx, ds[0]); err != nil {
+			t.Fatal(err)
+		}
+		if next := want + backlog; next < total {
+			send(t, tp, keyed(next))
+		}
+	}
+	if st, _ := p.Stats("orders", "a"); st.Ready != 0 || st.Acked != total {
+		t.Fatalf("stats %+v", st)
+	}
+}

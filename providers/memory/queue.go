@@ -60,7 +60,6 @@ type queue struct {
 	timer   *time.Timer
 	timerAt int64 // deadline the timer is set for, 0 when unset
 	notify  chan struct{}
-	waiters int
 	closed  bool
 
 	pending   int // entries in stPending
@@ -171,8 +170,15 @@ func (q *queue) advanceLocked(g *group) {
 		e := g.pending[g.next]
 		g.pending[g.next] = nil
 		g.next++
-		if g.next == len(g.pending) {
+		switch {
+		case g.next == len(g.pending):
 			g.pending, g.next = g.pending[:0], 0
+		case g.next >= 64 && 2*g.next >= len(g.pending):
+			// A key that never drains would grow pending for ever:
+			// drop the consumed half.
+			n := copy(g.pending, g.pending[g.next:])
+			clear(g.pending[n:])
+			g.pending, g.next = g.pending[:n], 0
 		}
 		q.pending--
 		e.state = stReady
@@ -182,6 +188,9 @@ func (q *queue) advanceLocked(g *group) {
 	}
 	delete(q.groups, g.key)
 	g.key, g.pending, g.next = "", g.pending[:0], 0
+	if cap(g.pending) > 256 {
+		g.pending = nil
+	}
 	if len(q.free) < 1024 {
 		q.free = append(q.free, g)
 	}
