@@ -18,8 +18,10 @@ import (
 // the consumer retry it later, or dead-letter it when the error is
 // Permanent or the attempts are used up. A panic counts as an error.
 //
-// The context ends when ConsumerOptions.HandlerTimeout passes or when the
-// consumer's drain timeout runs out at shutdown.
+// The context is cancelled when the run outlives
+// ConsumerOptions.HandlerTimeout (within a second; context.Cause is then
+// ErrHandlerTimeout) or when the consumer's drain timeout runs out at
+// shutdown. It carries no deadline.
 type Handler func(ctx context.Context, m *Message) error
 
 // ConsumerOptions tune a Consumer. The zero value gives the documented
@@ -200,7 +202,13 @@ func (c *Consumer) Stats() Stats {
 // duplicate. Two hardware-accelerated CRC-32s make 64 bits; it must be the
 // same in every process, so no seeded hash.
 func fingerprint(m *Message) uint64 {
-	hi := crc32.Update(crc32.Checksum(m.Data, castagnoli), castagnoli, []byte(m.Type))
+	// The type is short: FNV-1a over it seeds the first CRC, with no
+	// conversion to []byte (which would allocate).
+	seed := uint32(2166136261)
+	for i := 0; i < len(m.Type); i++ {
+		seed = (seed ^ uint32(m.Type[i])) * 16777619
+	}
+	hi := crc32.Update(seed, castagnoli, m.Data)
 	lo := crc32.ChecksumIEEE(m.Data)
 	return uint64(hi)<<32 | uint64(lo)
 }

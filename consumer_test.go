@@ -282,3 +282,31 @@ func TestConsumerBadInput(t *testing.T) {
 		t.Errorf("first Run: %v", err)
 	}
 }
+
+// A run that outlives HandlerTimeout has its context cancelled with
+// ErrHandlerTimeout and counts as a failed attempt; the worker's next run
+// gets a live context.
+func TestHandlerTimeoutCancelsTheRun(t *testing.T) {
+	f := newFixture(t, "c")
+	o := fastOptions(nil)
+	o.Concurrency = 1
+	o.HandlerTimeout = 100 * time.Millisecond
+	causes := make(chan error, 2)
+	c, _ := f.run(t, "c", func(ctx context.Context, m *herald.Message) error {
+		if m.Attempt == 1 {
+			<-ctx.Done()
+			causes <- context.Cause(ctx)
+			return ctx.Err()
+		}
+		causes <- ctx.Err()
+		return nil
+	}, o)
+	f.publish(t, &herald.Message{ID: "1", Type: "T"})
+	if err := <-causes; !errors.Is(err, herald.ErrHandlerTimeout) {
+		t.Fatalf("cause %v, want ErrHandlerTimeout", err)
+	}
+	if err := <-causes; err != nil {
+		t.Fatalf("the retry ran with a dead context: %v", err)
+	}
+	eventually(t, "the retry to be acked", func() bool { return c.Stats().Handled == 1 })
+}

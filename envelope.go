@@ -122,25 +122,30 @@ func encode(m *Message, maxAttrs int) *providers.Message {
 // herald (dead-letter reasons, redrive targets) and are not returned. The
 // error wraps ErrMalformed when the message is not an envelope.
 func Decode(d *providers.Delivery) (*Message, error) {
-	m := &Message{
-		Attempt:    d.Attempt,
-		ProviderID: d.ProviderID,
-		LeaseUntil: d.LeaseUntil,
+	m := new(Message)
+	if err := decodeInto(m, d); err != nil {
+		return nil, err
 	}
+	return m, nil
+}
+
+// decodeInto is Decode into a Message the caller provides.
+func decodeInto(m *Message, d *providers.Delivery) error {
+	m.Attempt, m.ProviderID, m.LeaseUntil = d.Attempt, d.ProviderID, d.LeaseUntil
 	if d.Attributes[ceSpecVersion] != "" {
 		if err := decodeBinary(m, d); err != nil {
-			return nil, err
+			return err
 		}
 	} else if err := decodeStructured(m, d); err != nil {
-		return nil, err
+		return err
 	}
 	if m.OrderingKey == "" {
 		m.OrderingKey = d.OrderingKey
 	}
 	if m.ID == "" || m.Type == "" {
-		return nil, fmt.Errorf("%w: id and type are required", ErrMalformed)
+		return fmt.Errorf("%w: id and type are required", ErrMalformed)
 	}
-	return m, nil
+	return nil
 }
 
 func decodeBinary(m *Message, d *providers.Delivery) error {

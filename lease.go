@@ -22,6 +22,13 @@ func (l *loop) keepLeases(stop <-chan struct{}) {
 		now := time.Now()
 		for i := range l.slots {
 			j := l.slots[i].Load()
+			if j != nil {
+				rc := j.run.Load()
+				d := j.deadline.Load()
+				if rc != nil && d != 0 && now.UnixNano() > d && j.deadline.CompareAndSwap(d, 0) {
+					rc.cancel(ErrHandlerTimeout)
+				}
+			}
 			if j == nil || j.state.Load() != stateOpen || j.d.LeaseUntil.IsZero() ||
 				j.d.LeaseUntil.Sub(now) > l.o.Lease/2 {
 				continue

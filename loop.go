@@ -47,6 +47,37 @@ type job struct {
 	twins  []*job        // later deliveries of the same ID in the same batch
 	twin   bool          // settled by the first delivery of its ID
 	state  atomic.Int32
+	msg    Message // the decoded envelope, m points here: one allocation less
+
+	// While its handler runs: the run's context, and when the run times
+	// out in Unix nanoseconds (0 when no handler runs). The lease keeper
+	// reads both.
+	w        *worker
+	run      atomic.Pointer[runCtx]
+	deadline atomic.Int64
+}
+
+// worker is one of the Concurrency goroutines that run handlers. Its
+// context serves every handler it runs, so that a run costs no context
+// allocation; the lease keeper cancels it when a run outlives
+// HandlerTimeout, and the worker then starts a fresh one.
+type worker struct {
+	rc *runCtx // only the worker's goroutine touches it
+}
+
+type runCtx struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// ErrHandlerTimeout is the cause (context.Cause) of a handler context that
+// ended because the run outlived ConsumerOptions.HandlerTimeout.
+var ErrHandlerTimeout = errors.New("herald: handler timeout")
+
+func (l *loop) newRunCtx() *runCtx {
+	rc := &runCtx{}
+	rc.ctx, rc.cancel = context.WithCancelCause(l.handlerCtx)
+	return rc
 }
 
 // loop is one Run of a Consumer.
@@ -105,7 +136,10 @@ func (l *loop) run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	for range l.o.Concurrency {
 		workers.Go(func() {
+			w := &worker{rc: l.newRunCtx()}
+			defer func() { w.rc.cancel(nil) }()
 			for j := range l.work {
+				j.w = w
 				l.process(j)
 			}
 		})
@@ -219,12 +253,12 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) {
 		l.slots[j.slot].Store(j)
 
 		// Step 2: what does not decode is dead-lettered at once.
-		m, err := Decode(d)
-		if err != nil {
+		if err := decodeInto(&j.msg, d); err != nil {
 			l.c.stats.malformed.Add(1)
 			j.act, j.reason, j.cause = actDeadLetter, providers.ReasonMalformed, err
 			continue
 		}
+		m := &j.msg
 		j.m = m
 		j.key = l.name + "/" + m.ID
 		j.fp = fingerprint(m)
@@ -315,7 +349,11 @@ func (l *loop) process(j *job) {
 			}
 			return
 		}
-		j = l.order.next(key)
+		next := l.order.next(key)
+		if next != nil {
+			next.w = j.w
+		}
+		j = next
 	}
 }
 

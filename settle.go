@@ -95,8 +95,17 @@ func (l *loop) pause(d time.Duration) bool {
 
 // call runs the handler, turning a panic into an error.
 func (l *loop) call(j *job) (err error) {
-	ctx, cancel := context.WithTimeout(l.handlerCtx, l.o.HandlerTimeout)
-	defer cancel()
+	w := j.w
+	rc := w.rc
+	j.run.Store(rc)
+	j.deadline.Store(time.Now().Add(l.o.HandlerTimeout).UnixNano())
+	defer func() {
+		// A zero deadline here means the keeper took the timeout and
+		// cancels (or cancelled) rc: the next run needs a fresh context.
+		if j.deadline.Swap(0) == 0 || rc.ctx.Err() != nil {
+			w.rc = l.newRunCtx()
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v", r)
@@ -105,7 +114,7 @@ func (l *loop) call(j *job) (err error) {
 				slog.String("stack", string(debug.Stack())))
 		}
 	}()
-	return l.c.handler(ctx, j.m)
+	return l.c.handler(rc.ctx, j.m)
 }
 
 // complete marks the key handled. A store that fails is retried a few
