@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotency.Store) {
 		{"ClaimBatchEmpty", testClaimBatchEmpty},
 		{"InvalidKeys", testInvalidKeys},
 		{"LongestKey", testLongestKey},
+		{"UnusualKeys", testUnusualKeys},
 		{"NonPositiveLease", testNonPositiveLease},
 		{"CancelledContext", testCancelledContext},
 	}
@@ -482,6 +483,29 @@ func testLongestKey(t *testing.T, s idempotency.Store) {
 	r := mustAcquire(t, s, k, 1, longLease)
 	complete(t, s, k, r.Token, retain)
 	wantStatus(t, "Claim of the longest key after Complete", claim(t, s, k, 1, longLease), idempotency.Completed)
+}
+
+// testUnusualKeys claims valid keys that a backend could mangle: NUL,
+// glob and SQL metacharacters, separators, non-Latin text. Each must be
+// its own key.
+func testUnusualKeys(t *testing.T, s idempotency.Store) {
+	base := key(t, "")
+	suffixes := []string{"\x00", "\x00\x00", "*", "?", "[a]", "%", "_", "'; --", "|", "h|1|2|3",
+		" ", "\t\n", "键", "🙂", "\u200b", "\\"}
+	tokens := make([]idempotency.Token, len(suffixes))
+	for i, sfx := range suffixes {
+		tokens[i] = mustAcquire(t, s, base+sfx, uint64(i), longLease).Token
+	}
+	for i, sfx := range suffixes {
+		wantStatus(t, fmt.Sprintf("Claim(%q) again", base+sfx),
+			claim(t, s, base+sfx, uint64(i), longLease), idempotency.InProgress)
+		complete(t, s, base+sfx, tokens[i], retain)
+	}
+	for i, sfx := range suffixes {
+		wantStatus(t, fmt.Sprintf("Claim(%q) after Complete", base+sfx),
+			claim(t, s, base+sfx, uint64(i), longLease), idempotency.Completed)
+	}
+	wantStatus(t, "Claim of the bare prefix", claim(t, s, base, 0, longLease), idempotency.Acquired)
 }
 
 func testNonPositiveLease(t *testing.T, s idempotency.Store) {
