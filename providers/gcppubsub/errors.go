@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"google.golang.org/api/support/bundler"
@@ -58,6 +59,23 @@ func wrap(op, resource string, err error) error {
 		sentinel = providers.ErrTooLarge
 	}
 	return fmt.Errorf("%w: gcppubsub: %s %s: %w", sentinel, op, resource, err)
+}
+
+// ctxEnded returns ctx's error when err came from ctx ending. gRPC runs
+// its own timer for a context's deadline, which may fire a moment before
+// the context's, so DEADLINE_EXCEEDED with the deadline (nearly) reached
+// counts too, once ctx ended.
+func ctxEnded(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if status.Code(err) == codes.DeadlineExceeded {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 50*time.Millisecond {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // isNotFound reports whether err is Pub/Sub's NOT_FOUND.

@@ -11,6 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2"
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/seed06bc8277/herald/providers"
 	"github.com/seed06bc8277/herald/providers/gcppubsub"
 )
@@ -211,6 +217,11 @@ func TestDeadLetterThenRedriveReachesOnlyThatConsumer(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want 1", n, err)
 	}
 	letter := receiveN(t, q, 1)[0]
+	for k, v := range letter.Attributes {
+		if len(v) > gcppubsub.MaxAttributeValueBytes {
+			t.Errorf("letter attribute %s is %d bytes, over Pub/Sub's limit", k, len(v))
+		}
+	}
 	got, ok := providers.ParseDeadLetter(letter.Attributes)
 	if !ok || got.Reason != providers.ReasonPermanent || got.Consumer != "a" ||
 		string(letter.Body) != "m-0" || letter.ID != "m-0" || letter.Attributes["n"] != "0" {
@@ -424,5 +435,42 @@ func TestClosedSubscriptionAndTopic(t *testing.T) {
 	s2 := open(t, p, topic, "a", time.Second)
 	if _, err := s2.ReceiveBatch(ctx, 1); !errors.Is(err, context.Canceled) {
 		t.Errorf("ReceiveBatch with a cancelled context: %v", err)
+	}
+}
+
+func TestFailedOrderedPublishIsResumed(t *testing.T) {
+	p := newProvider(t, gcppubsub.Options{})
+	ps := emulator(t)
+	topic := topicName(t)
+	top := setup(t, p, providers.Topology{Topic: topic, Consumers: []string{"a"}, Ordered: true})
+	batch := func(id string) []*providers.Message {
+		return []*providers.Message{{ID: id, Body: []byte(id), OrderingKey: "k"}}
+	}
+	if err := top.SendBatch(ctxFor(t, 10*time.Second), batch("first")); err != nil {
+		t.Fatal(err)
+	}
+
+	// Make the next publish fail: delete the topic under the sender.
+	admin, err := pubsub.NewClient(context.Background(), ps.Project,
+		option.WithEndpoint(ps.Host), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	path := "projects/" + ps.Project + "/topics/" + topic
+	ctx := ctxFor(t, 10*time.Second)
+	if err := admin.TopicAdminClient.DeleteTopic(ctx, &pb.DeleteTopicRequest{Topic: path}); err != nil {
+		t.Fatal(err)
+	}
+	err = top.SendBatch(ctx, batch("lost"))
+	if !errors.Is(err, providers.ErrNotFound) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("publish to a deleted topic: %v, want ErrNotFound naming it", err)
+	}
+	if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := top.SendBatch(ctx, batch("again")); err != nil {
+		t.Fatalf("publish with the key after a failure: %v (key not resumed?)", err)
 	}
 }

@@ -79,8 +79,8 @@ func (r *receiver) receive(ctx context.Context, n int) ([]*providers.Delivery, e
 	resp, err := r.p.client.SubscriptionAdminClient.Pull(ctx,
 		&pb.PullRequest{Subscription: r.path, MaxMessages: int32(n)})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := ctxEnded(ctx, err); err != nil {
+			return nil, err
 		}
 		return nil, wrap("receive from subscription", r.path, err)
 	}
