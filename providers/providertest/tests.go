@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seed06bc8277/herald"
+	"github.com/seed06bc8277/herald/dlq"
 	"github.com/seed06bc8277/herald/idempotency"
 	"github.com/seed06bc8277/herald/providers"
 )
@@ -457,41 +458,17 @@ func testRedrive(t *testing.T, e *env) {
 	})
 }
 
-// redriveAll moves every letter of the consumer back, as package dlq does.
+// redriveAll moves every letter of the consumer back with package dlq.
 func redriveAll(t *testing.T, e *env, consumer string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
 	defer cancel()
-	q, err := e.p.(providers.DeadLetterSource).OpenDeadLetters(ctx, e.topic, consumer)
+	r, err := dlq.Redrive(ctx, e.p, e.topic, consumer, dlq.RedriveOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("redrive: %v", err)
 	}
-	defer q.Close()
-	moved := 0
-	for {
-		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-		ds, err := q.ReceiveBatch(rctx, 10)
-		rcancel()
-		if len(ds) == 0 {
-			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatal(err)
-			}
-			return moved
-		}
-		msgs := make([]*providers.Message, len(ds))
-		for i, d := range ds {
-			m := d.Message
-			m.Attributes = providers.StripDeadLetter(d.Attributes)
-			msgs[i] = &m
-		}
-		if err := q.Redrive(ctx, msgs); err != nil {
-			t.Fatalf("redrive: %v", err)
-		}
-		for _, d := range ds {
-			if err := q.Ack(ctx, d); err != nil {
-				t.Fatalf("ack redriven letter: %v", err)
-			}
-			moved++
-		}
+	if r.Failed != 0 {
+		t.Fatalf("redrive failed for %d letters: %+v", r.Failed, r.Failures)
 	}
+	return r.Moved
 }
