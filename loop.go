@@ -213,10 +213,11 @@ func (l *loop) receive(ctx context.Context) error {
 		for _, s := range taken[len(ds):] {
 			l.free <- s
 		}
+		var storeErr error
 		if len(ds) > 0 {
-			l.accept(ds, taken[:len(ds)])
+			storeErr = l.accept(ds, taken[:len(ds)])
 		}
-		if err == nil {
+		if err == nil && storeErr == nil {
 			failures = 0
 			continue
 		}
@@ -226,10 +227,14 @@ func (l *loop) receive(ctx context.Context) error {
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalid) {
 			return fmt.Errorf("herald: consumer %q of %q: receive: %w", l.name, l.c.topic, err)
 		}
-		// A passing failure (network, throttling): wait and go on.
+		// A passing failure of the provider (network, throttling) or of
+		// the store: wait before receiving more, rather than spin.
 		failures++
 		delay := l.o.Backoff.Delay(failures)
-		l.log.Warn("herald: receive failed", slog.Any("error", err), slog.Duration("retry_in", delay))
+		if err == nil {
+			err = storeErr
+		}
+		l.log.Warn("herald: receive paused", slog.Any("error", err), slog.Duration("retry_in", delay))
 		if !sleep(ctx, delay) {
 			return nil
 		}
@@ -237,8 +242,9 @@ func (l *loop) receive(ctx context.Context) error {
 }
 
 // accept decodes a batch, claims its keys in one round trip and dispatches
-// each delivery with what to do with it.
-func (l *loop) accept(ds []*providers.Delivery, slots []int) {
+// each delivery with what to do with it. It returns the store's error when
+// the claim failed (the batch is then given back unrun).
+func (l *loop) accept(ds []*providers.Delivery, slots []int) error {
 	jobs := make([]*job, len(ds))
 	var first map[string]*job // the first job of each ID, for batches of several
 	if len(ds) > 1 {
@@ -246,6 +252,7 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) {
 	}
 	reqs := make([]idempotency.Request, 0, len(ds))
 	claimed := make([]*job, 0, len(ds))
+	var claimErr error
 	for i, d := range ds {
 		l.c.stats.received.Add(1)
 		j := &job{d: d, slot: slots[i]}
@@ -291,8 +298,7 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) {
 			l.classify(j, results[i], now)
 		}
 		if err != nil {
-			l.log.Warn("herald: idempotency store failed; giving messages back unrun",
-				slog.Int("messages", len(claimed)), slog.Any("error", err))
+			claimErr = fmt.Errorf("idempotency store: %w", err)
 		}
 	}
 
@@ -301,6 +307,7 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) {
 			l.dispatch(j)
 		}
 	}
+	return claimErr
 }
 
 // classify turns a claim's result into the job's action.
