@@ -408,9 +408,6 @@ func (d *decoder) array(four bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if count > len(body) {
-		return nil, errTooMany
-	}
 	code, err := sub.byte1()
 	if err != nil {
 		return nil, err
@@ -426,6 +423,12 @@ func (d *decoder) array(four bool) (any, error) {
 	}
 	if code == 0x00 {
 		return nil, fmt.Errorf("%w 0x00 as an array element", errBadCode)
+	}
+	// Each element takes at least a byte, except the zero-width ones
+	// (null, true, false, uint0, ulong0, list0), which are capped instead.
+	zeroWidth := code >= 0x40 && code <= 0x45
+	if count > len(body) && !(zeroWidth && count <= 1<<16) {
+		return nil, errTooMany
 	}
 	a := make(Array, 0, count)
 	for range count {

@@ -202,6 +202,9 @@ func (c *conn) loop() error {
 		case codeOpen:
 			return connError{newError(condNotAllowed, "second open")}
 		}
+		if f.code < codeOpen || f.code > codeClose {
+			return connError{newError(condNotImplemented, "unknown performative 0x%x", f.code)}
+		}
 		s := c.sessions[f.channel]
 		if s == nil {
 			return connError{newError(condNotAllowed, "channel %d has no session", f.channel)}

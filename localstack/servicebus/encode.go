@@ -3,6 +3,7 @@ package servicebus
 import (
 	"encoding/binary"
 	"math"
+	"reflect"
 	"time"
 )
 
@@ -132,8 +133,9 @@ func appendMap(b []byte, m Map) []byte {
 }
 
 // appendArray writes an array32 whose constructor comes from the first
-// element. Elements whose Go type differs from the first are a
-// programming error and are written as the zero value of that type.
+// element. Every element must have the first one's Go type (and, for
+// described elements, its descriptor); others are written as that type's
+// zero value, so that a programming error never corrupts the frame.
 func appendArray(b []byte, a Array) []byte {
 	b = append(b, 0xf0, 0, 0, 0, 0)
 	start := len(b)
@@ -141,79 +143,150 @@ func appendArray(b []byte, a Array) []byte {
 	if len(a) == 0 {
 		b = append(b, 0x40)
 	} else {
-		code, elem := arrayElement(a[0])
+		first := a[0]
+		if d, ok := first.(Described); ok {
+			b = appendValue(append(b, 0x00), d.Descriptor)
+			first = d.Value
+		}
+		code := wideCode(first)
 		b = append(b, code)
 		for _, v := range a {
-			b = elem(b, v)
+			if d, ok := v.(Described); ok {
+				v = d.Value
+			}
+			if wideCode(v) != code {
+				v = zeroOf(first)
+			}
+			b = appendBare(b, v)
 		}
 	}
 	binary.BigEndian.PutUint32(b[start-4:], uint32(len(b)-start))
 	return b
 }
 
-// arrayElement returns the wide constructor for an element type and a
-// function that appends one bare element of it.
-func arrayElement(v any) (byte, func([]byte, any) []byte) {
-	switch v.(type) {
+// wideCode is the constructor of v's type in its widest form, the form
+// array elements use.
+func wideCode(v any) byte {
+	switch x := v.(type) {
 	case bool:
-		return 0x56, func(b []byte, v any) []byte {
-			x, _ := v.(bool)
-			if x {
-				return append(b, 1)
-			}
-			return append(b, 0)
-		}
+		return 0x56
+	case uint8:
+		return 0x50
+	case uint16:
+		return 0x60
 	case uint32:
-		return 0x70, func(b []byte, v any) []byte {
-			x, _ := v.(uint32)
-			return binary.BigEndian.AppendUint32(b, x)
-		}
-	case uint64:
-		return 0x80, func(b []byte, v any) []byte {
-			x, _ := v.(uint64)
-			return binary.BigEndian.AppendUint64(b, x)
-		}
+		return 0x70
+	case uint64, uint:
+		return 0x80
+	case int8:
+		return 0x51
+	case int16:
+		return 0x61
 	case int32:
-		return 0x71, func(b []byte, v any) []byte {
-			x, _ := v.(int32)
-			return binary.BigEndian.AppendUint32(b, uint32(x))
-		}
-	case int64:
-		return 0x81, func(b []byte, v any) []byte {
-			x, _ := v.(int64)
-			return binary.BigEndian.AppendUint64(b, uint64(x))
-		}
+		return 0x71
+	case int64, int:
+		return 0x81
+	case float32:
+		return 0x72
+	case float64:
+		return 0x82
+	case Char:
+		return 0x73
 	case time.Time:
-		return 0x83, func(b []byte, v any) []byte {
-			x, _ := v.(time.Time)
-			return binary.BigEndian.AppendUint64(b, uint64(x.UnixMilli()))
-		}
+		return 0x83
 	case UUID:
-		return 0x98, func(b []byte, v any) []byte {
-			x, _ := v.(UUID)
-			return append(b, x[:]...)
-		}
+		return 0x98
+	case Decimal:
+		return x.Code
 	case []byte:
-		return 0xb0, appendBareVariable
+		return 0xb0
 	case string:
-		return 0xb1, appendBareVariable
+		return 0xb1
 	case Symbol:
-		return 0xb3, appendBareVariable
+		return 0xb3
+	case List:
+		return 0xd0
+	case Map:
+		return 0xd1
+	case Array:
+		return 0xf0
 	}
-	return 0x40, func(b []byte, _ any) []byte { return b }
+	return 0x40
 }
 
-// appendBareVariable appends a binary, string or symbol array element
-// in its four-byte-size form.
-func appendBareVariable(b []byte, v any) []byte {
-	var s []byte
-	switch x := v.(type) {
-	case []byte:
-		s = x
-	case string:
-		s = []byte(x)
-	case Symbol:
-		s = []byte(x)
+func zeroOf(v any) any {
+	switch v.(type) {
+	case Decimal:
+		return v
+	case nil, Described:
+		return nil
 	}
-	return append(binary.BigEndian.AppendUint32(b, uint32(len(s))), s...)
+	return reflect.Zero(reflect.TypeOf(v)).Interface()
+}
+
+// appendBare appends v in its wide form without the constructor byte.
+func appendBare(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case bool:
+		if x {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	case uint8:
+		return append(b, x)
+	case int8:
+		return append(b, byte(x))
+	case uint16:
+		return binary.BigEndian.AppendUint16(b, x)
+	case int16:
+		return binary.BigEndian.AppendUint16(b, uint16(x))
+	case uint32:
+		return binary.BigEndian.AppendUint32(b, x)
+	case int32:
+		return binary.BigEndian.AppendUint32(b, uint32(x))
+	case Char:
+		return binary.BigEndian.AppendUint32(b, uint32(x))
+	case float32:
+		return binary.BigEndian.AppendUint32(b, math.Float32bits(x))
+	case uint64:
+		return binary.BigEndian.AppendUint64(b, x)
+	case uint:
+		return binary.BigEndian.AppendUint64(b, uint64(x))
+	case int64:
+		return binary.BigEndian.AppendUint64(b, uint64(x))
+	case int:
+		return binary.BigEndian.AppendUint64(b, uint64(x))
+	case float64:
+		return binary.BigEndian.AppendUint64(b, math.Float64bits(x))
+	case time.Time:
+		return binary.BigEndian.AppendUint64(b, uint64(x.UnixMilli()))
+	case UUID:
+		return append(b, x[:]...)
+	case Decimal:
+		return append(b, x.Raw...)
+	case []byte:
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
+	case string:
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
+	case Symbol:
+		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
+	case List:
+		n := len(b)
+		b = appendCompound(b, 0xd0, len(x), func(b []byte) []byte {
+			for _, v := range x {
+				b = appendValue(b, v)
+			}
+			return b
+		})
+		return append(b[:n], b[n+1:]...)
+	case Map:
+		n := len(b)
+		b = appendMap(b, x)
+		return append(b[:n], b[n+1:]...)
+	case Array:
+		n := len(b)
+		b = appendArray(b, x)
+		return append(b[:n], b[n+1:]...)
+	}
+	return b
 }

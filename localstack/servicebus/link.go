@@ -79,6 +79,7 @@ func (s *session) attach(f frame) error {
 	if !ok {
 		return sessionError{newError(condInvalidField, "attach without handle")}
 	}
+	delete(s.refused, h)
 	if _, busy := s.links[h]; busy {
 		return sessionError{newError(condHandleInUse, "handle %d is in use", h)}
 	}
@@ -168,6 +169,7 @@ func (s *session) attach(f frame) error {
 func (s *session) refuse(reply List, h uint32, e *amqpError) error {
 	s.c.out.frame(frameAMQP, s.ch, perf(codeAttach, reply[:9]), nil)
 	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, List{h, true, e.value()}), nil)
+	s.refused[h] = true
 	return nil
 }
 
@@ -176,6 +178,10 @@ func (s *session) detach(f frame) error {
 	h, _ := f.fields.u32(0)
 	l, ok := s.links[h]
 	if !ok {
+		if s.refused[h] {
+			delete(s.refused, h) // the client's answer to our closing detach
+			return nil
+		}
 		return sessionError{newError(condUnattachedHandle, "detach for handle %d", h)}
 	}
 	closeLink(l)

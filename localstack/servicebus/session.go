@@ -24,7 +24,8 @@ func (s sessionError) Error() string { return s.e.Error() }
 type session struct {
 	c              *conn
 	ch             uint16
-	links          map[uint32]any // *inLink or *outLink, by the client's handle
+	links          map[uint32]any  // *inLink or *outLink, by the client's handle
+	refused        map[uint32]bool // handles we refused, until the client detaches
 	nextIncomingID uint32
 	sinceFlow      uint32
 	ending         bool // we sent end with an error; waiting for the client's end
@@ -44,8 +45,9 @@ type outDelivery struct {
 
 func newSession(c *conn, ch uint16, nextIncoming uint32) *session {
 	return &session{
-		c: c, ch: ch, links: map[uint32]any{}, nextIncomingID: nextIncoming,
-		unsettled: map[uint32]outDelivery{},
+		c: c, ch: ch, links: map[uint32]any{}, refused: map[uint32]bool{},
+		nextIncomingID: nextIncoming,
+		unsettled:      map[uint32]outDelivery{},
 	}
 }
 
@@ -112,6 +114,9 @@ func (s *session) flow(f frame) error {
 	}
 	l, ok := s.links[h]
 	if !ok {
+		if s.refused[h] {
+			return nil
+		}
 		return sessionError{newError(condUnattachedHandle, "flow for handle %d", h)}
 	}
 	switch l := l.(type) {

@@ -234,7 +234,8 @@ func (s *store) flow(c *outLink, deliveryCount, linkCredit uint32, drain bool) {
 		c.credit = 0 // delivery-count ahead of ours: a confused peer
 	}
 	s.dispatchLocked(time.Now())
-	if drain && c.credit > 0 {
+	if drain {
+		// Spend what is left and tell the receiver, even when nothing was.
 		c.deliveryCount += c.credit
 		c.credit = 0
 		c.sendFlow(true)

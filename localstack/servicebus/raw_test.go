@@ -1,0 +1,254 @@
+package servicebus
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/Azure/go-amqp"
+)
+
+// rawConn is a hand-driven AMQP client for protocol edge cases.
+type rawConn struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+func dialRaw(t *testing.T, em *Emulator) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", em.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, nc: nc}
+}
+
+// open performs the plain (no SASL) handshake and the open exchange.
+func (r *rawConn) open() {
+	r.t.Helper()
+	r.write(headerAMQP)
+	var h [8]byte
+	if _, err := io.ReadFull(r.nc, h[:]); err != nil || !bytes.Equal(h[:], headerAMQP) {
+		r.t.Fatalf("header %q, %v", h, err)
+	}
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeOpen, List{"raw", "localhost"}), nil))
+	if f := r.read(); f.code != codeOpen {
+		r.t.Fatalf("expected open, got 0x%x", f.code)
+	}
+}
+
+func (r *rawConn) write(b []byte) {
+	r.t.Helper()
+	if _, err := r.nc.Write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// read returns the next non-empty frame.
+func (r *rawConn) read() frame {
+	r.t.Helper()
+	for {
+		var h [8]byte
+		if _, err := io.ReadFull(r.nc, h[:]); err != nil {
+			r.t.Fatalf("read frame: %v", err)
+		}
+		rest := make([]byte, binary.BigEndian.Uint32(h[:4])-8)
+		if _, err := io.ReadFull(r.nc, rest); err != nil {
+			r.t.Fatalf("read frame: %v", err)
+		}
+		f, err := parseFrame(h, rest)
+		if err != nil {
+			r.t.Fatalf("parse frame: %v", err)
+		}
+		if f.code != 0 {
+			return f
+		}
+	}
+}
+
+// expectClose reads until a close frame and checks its condition, then
+// that the emulator closed the socket.
+func (r *rawConn) expectClose(cond Symbol) {
+	r.t.Helper()
+	for {
+		f := r.read()
+		if f.code != codeClose {
+			continue
+		}
+		e := parseError(f.fields.get(0))
+		if e == nil || e.Condition != cond {
+			r.t.Fatalf("close error %v, want %s", e, cond)
+		}
+		break
+	}
+	if _, err := io.ReadAll(r.nc); err != nil {
+		r.t.Fatalf("socket not closed after close: %v", err)
+	}
+}
+
+func TestWrongProtocolHeader(t *testing.T) {
+	em := start(t, Config{})
+	r := dialRaw(t, em)
+	r.write([]byte("HTTP/1.1"))
+	got, err := io.ReadAll(r.nc)
+	if err != nil || !bytes.Equal(got, headerSASL) {
+		t.Fatalf("answer %q, %v: want our header then EOF", got, err)
+	}
+}
+
+func TestBadFramesCloseTheConnection(t *testing.T) {
+	em := start(t, Config{})
+	cases := map[string]struct {
+		frame []byte
+		cond  Symbol
+	}{
+		"oversized":       {binary.BigEndian.AppendUint32(nil, MaxFrameSize+1), condFramingError},
+		"undersized":      {[]byte{0, 0, 0, 4, 2, 0, 0, 0}, condFramingError},
+		"bad data offset": {[]byte{0, 0, 0, 8, 1, 0, 0, 0}, condDecode},
+		"malformed body": {appendFrame(nil, frameAMQP, 0, nil, []byte{0x00, 0x53, 0x11, 0xd0, 0xff}),
+			condDecode},
+		"unknown performative": {appendFrame(nil, frameAMQP, 0, perf(0x99, List{uint32(1)}), nil),
+			condNotImplemented},
+		"no session": {appendFrame(nil, frameAMQP, 7, perf(codeFlow, List{uint32(0)}), nil),
+			condNotAllowed},
+		"not a performative": {appendFrame(nil, frameAMQP, 0, "hello", nil), condDecode},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := dialRaw(t, em)
+			r.open()
+			b := tc.frame
+			if len(b) == 4 { // a size alone: pad the header
+				b = append(b, 2, 0, 0, 0)
+			}
+			r.write(b)
+			r.expectClose(tc.cond)
+		})
+	}
+	healthyRoundTrip(t, em)
+}
+
+// healthyRoundTrip proves that a fresh client still works.
+func healthyRoundTrip(t *testing.T, em *Emulator) {
+	t.Helper()
+	_ = em.CreateQueue("healthy", EntityProperties{})
+	c := client(t, em)
+	send(t, c, "healthy", body("ok"))
+	r := receiver(t, c, "healthy", nil)
+	if m := receive(t, r, 1)[0]; string(m.Body) != "ok" {
+		t.Fatalf("body %q", m.Body)
+	}
+}
+
+func TestTruncatedFrameDoesNotStallOthers(t *testing.T) {
+	em := start(t, Config{})
+	r := dialRaw(t, em)
+	r.open()
+	f := appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil)
+	r.write(f[:len(f)-3]) // and then silence
+	healthyRoundTrip(t, em)
+	_ = r.nc.Close()
+}
+
+func TestSessionErrors(t *testing.T) {
+	em := start(t, Config{})
+	r := dialRaw(t, em)
+	r.open()
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil))
+	if f := r.read(); f.code != codeBegin {
+		t.Fatalf("got 0x%x, want begin", f.code)
+	}
+	// A transfer on a handle that was never attached ends the session.
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeTransfer, List{uint32(9), uint32(0), []byte{1}}), nil))
+	f := r.read()
+	if e := parseError(f.fields.get(0)); f.code != codeEnd || e == nil || e.Condition != condUnattachedHandle {
+		t.Fatalf("got 0x%x %v, want end with unattached-handle", f.code, e)
+	}
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeEnd, nil), nil))
+	// The connection survives: a new session on the same channel works.
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil))
+	if f := r.read(); f.code != codeBegin {
+		t.Fatalf("got 0x%x, want begin", f.code)
+	}
+	// Settling a delivery id that was never sent answers lock-lost.
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeDisposition,
+		List{true, uint32(42), nil, false, Described{uint64(codeAccepted), List{}}}), nil))
+	f = r.read()
+	st, code, _ := composite(f.fields.get(4))
+	if f.code != codeDisposition || code != codeRejected || parseError(st.get(0)).Condition != condLockLost {
+		t.Fatalf("got 0x%x state 0x%x, want rejected lock-lost", f.code, code)
+	}
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeClose, nil), nil))
+	if f := r.read(); f.code != codeClose {
+		t.Fatalf("got 0x%x, want close", f.code)
+	}
+}
+
+func TestGoAMQPAttachUnknownEntity(t *testing.T) {
+	em := start(t, Config{})
+	ctx := ctxT(t)
+	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sess.NewReceiver(ctx, "missing", nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotFound {
+		t.Fatalf("attach to a missing queue: %v", err)
+	}
+	_, err = sess.NewSender(ctx, "missing", nil)
+	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotFound {
+		t.Fatalf("attach sender to a missing queue: %v", err)
+	}
+}
+
+func TestGoAMQPDrainAndRelease(t *testing.T) {
+	em := start(t, Config{})
+	_ = em.CreateQueue("q", EntityProperties{})
+	ctx := ctxT(t)
+	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := sess.NewSender(ctx, "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(ctx, amqp.NewMessage([]byte("x")), nil); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := sess.NewReceiver(ctx, "q", &amqp.ReceiverOptions{
+		Credit: -1, SettlementMode: amqp.ReceiverSettleModeSecond.Ptr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.IssueCredit(5); err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.ReleaseMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcv.DrainCredit(ctx, nil); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+}
