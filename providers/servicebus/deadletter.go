@@ -149,4 +149,3 @@ func (q *deadLetters) Close() error {
 	closeReceiver(q.recv)
 	return nil
 }
-
