@@ -1,0 +1,97 @@
+// Package servicebus is herald's Azure Service Bus provider, on azservicebus
+// (v1.11). Importing it registers the URL scheme
+//
+//	azuresb://NAMESPACE         NAMESPACE.servicebus.windows.net (or a full host name)
+//	azuresb://127.0.0.1:PORT    an emulator on this machine
+//
+// with the optional parameter maxmessagebytes (default 262144, 256 KiB,
+// the Standard tier; raise it for Premium). New builds a provider from
+// Options for what a URL does not carry (a credential, an Admin).
+//
+// # Credentials
+//
+// A connection string comes from Options.ConnectionString or the variable
+// HERALD_SERVICEBUS_CONNECTION_STRING, never from the URL. Without one, a
+// loopback namespace gets the emulators' well-known placeholder key, and
+// any other namespace uses azidentity's DefaultAzureCredential chain.
+// UseDevelopmentEmulator=true (plain TCP, no TLS) is refused unless the
+// endpoint is a loopback host. Errors about a connection string name the
+// missing or wrong key, never a value.
+//
+// # Resources
+//
+// Logical names map to Service Bus as follows (Provision creates them):
+//
+//	topic T                topic T
+//	consumer C of T        subscription C of T, rule "herald-target":
+//	                       [herald-target] IS NULL OR [herald-target] = 'C'
+//	dead letters of C      T/Subscriptions/C/$DeadLetterQueue
+//
+// Subscriptions get the lock duration of Topology.Lease (default 30 s;
+// 5 s to 5 min on Azure) and MaxDeliveryCount MaxAttempts + 5 (at least
+// 10), so herald dead-letters first with its reason and Service Bus's own
+// dead-lettering is only the backstop for messages herald never settles.
+// Subscription names are at most 50 characters.
+//
+// On Azure, Provision uses the administration client (it needs the
+// Manage right). On herald's in-process emulator it uses the emulator's
+// Go API (localstack.ServiceBus.Options supplies it). On an emulator
+// reached only by URL (Microsoft's, or `herald emulate servicebus` in
+// another process) entities come from the emulator's Config.json: write
+// it with WriteConfig; Provision then only checks that they exist.
+//
+// # Publishing
+//
+// Topic.SendBatch packs messages into AMQP batches (MessageBatch) of at
+// most the size limit and sends one batch after another. A message over
+// the limit fails alone with ErrTooLarge naming the topic and the limit;
+// a failed batch fails its messages only, reported in a
+// *providers.BatchError. herald's ID goes into MessageID (when it fits
+// Service Bus's 128 characters; the envelope always carries it), the
+// attributes into application properties (the envelope travels in
+// CloudEvents binary mode), and the ordering key into SessionID.
+//
+// # Consuming: how herald's leases map onto Service Bus
+//
+// Subscriptions are received in peek-lock mode:
+//
+//   - ReceiveBatch is ReceiveMessages for the consumer's free slots; it
+//     waits at most 5 s for a first message and then returns none.
+//   - The lease is the message lock; its length is the subscription's
+//     lock duration (SubscriptionOptions.Lease cannot change it).
+//   - Extend is RenewMessageLock.
+//   - Ack is CompleteMessage.
+//   - Nack with no delay is AbandonMessage. Service Bus cannot delay an
+//     abandoned message, so Nack with a delay schedules a copy on the
+//     topic for now+delay, carrying herald-target=C (only C's
+//     subscription takes it) and herald-attempts (the attempts so far),
+//     then completes the original; if completing fails, the copy is
+//     cancelled. Subscriptions not provisioned by herald lack the
+//     herald-target rule: there the copy reaches every subscription.
+//   - Attempt is DeliveryCount plus the attempts a delayed copy carries.
+//   - DeadLetter is DeadLetterMessage with herald's reason as
+//     DeadLetterReason, the error as DeadLetterErrorDescription, and
+//     herald's dead-letter attributes added to the application properties
+//     (PropertiesToModify), so package dlq reads them as on every cloud.
+//   - A settlement whose lock was lost, or a second settlement of one
+//     delivery, returns ErrLeaseLost: it never counts as success.
+//
+// # Ordering
+//
+// Messages carry their ordering key in SessionID, but Provision does not
+// set RequiresSession and the subscription is not read with a session
+// receiver: herald's consumer keeps each key in order within one
+// process, while several consumer processes of one subscription may
+// interleave a key. Sessions would fix that (herald's emulator does not
+// emulate them yet).
+//
+// # Dead letters and redrive
+//
+// OpenDeadLetters reads the subscription's $DeadLetterQueue. A letter
+// that Service Bus dead-lettered itself (MaxDeliveryCountExceeded,
+// TTLExpiredException) gets herald's attributes from its
+// DeadLetterReason and DeadLetterErrorDescription. Redrive sends to the
+// topic with herald-target=C, so only the failed consumer gets the
+// message again, with its attempts starting again at 1. Count asks the
+// Admin, or else counts by peeking (up to 100,000).
+package servicebus
