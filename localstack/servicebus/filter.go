@@ -226,7 +226,20 @@ func lex(s string) ([]token, error) {
 				s[j] == '_' || s[j] == '.' || s[j] == '$') {
 				j++
 			}
-			out, i = append(out, token{'i', s[i:j]}), j
+			name := s[i:j]
+			if strings.HasSuffix(name, ".") && j < len(s) && (s[j] == '"' || s[j] == '[') {
+				// user.[name] or sys."name": the prefix joins the quoted name.
+				end := byte('"')
+				if s[j] == '[' {
+					end = ']'
+				}
+				k := strings.IndexByte(s[j+1:], end)
+				if k < 0 {
+					return nil, fmt.Errorf("unterminated name")
+				}
+				name, j = name+s[j+1:j+1+k], j+k+2
+			}
+			out, i = append(out, token{'i', name}), j
 		case strings.HasPrefix(s[i:], "<>") || strings.HasPrefix(s[i:], "!=") ||
 			strings.HasPrefix(s[i:], "<=") || strings.HasPrefix(s[i:], ">="):
 			out, i = append(out, token{'o', s[i : i+2]}), i+2

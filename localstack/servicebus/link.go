@@ -87,7 +87,6 @@ func (s *session) attach(f frame) error {
 	source, target := f.fields.get(5), f.fields.get(6)
 	reply := List{name, h, !clientReceiver, f.fields.get(3), f.fields.get(4), source, target}
 	reply = append(reply, nil, nil, nil, uint64(s.c.em.maxMessageSize))
-	props := f.fields.get(13)
 
 	if !clientReceiver {
 		addr, _ := address(target)
@@ -143,8 +142,9 @@ func (s *session) attach(f frame) error {
 		s.c.out.frame(frameAMQP, s.ch, perf(codeAttach, reply), nil)
 		return nil
 	}
-	if m, ok := props.(Map); ok {
-		if _, session := m.Lookup(Symbol("com.microsoft:session-filter")); session {
+	if sf, _, ok := composite(source); ok {
+		filter, _ := sf.get(7).(Map)
+		if _, session := filter.Lookup(Symbol("com.microsoft:session-filter")); session {
 			reply[5] = nil
 			return s.refuse(reply, h, newError(condNotAllowed,
 				"sessions are not supported by herald's Service Bus emulator"))
@@ -201,12 +201,15 @@ func (l *inLink) sendFlow() {
 }
 
 // onFlow applies the client receiver's credit and delivers.
-func (l *outLink) onFlow(deliveryCount, credit uint32, drain bool) {
+func (l *outLink) onFlow(deliveryCount, credit uint32, drain, echo bool) {
 	if l.st != nil {
-		l.st.flow(l, deliveryCount, credit, drain)
+		l.st.flow(l, deliveryCount, credit, drain, echo)
 		return
 	}
 	l.credit = deliveryCount + credit - l.deliveryCount
+	if echo {
+		l.sendFlow(false)
+	}
 }
 
 // sendFlow reports our delivery-count and the credit left (drain echo).

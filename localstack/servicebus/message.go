@@ -56,7 +56,6 @@ type message struct {
 	state         int       // 0 active, msgStateDefer, msgStateSchedul
 	lockToken     UUID
 	lockedUntil   time.Time
-	dlSource      string
 }
 
 var errNotMessage = errors.New("amqp: message section is not a described type")
@@ -193,9 +192,6 @@ func (m *message) encode(b []byte, token *UUID, lockedUntil time.Time) []byte {
 		Pair{annEnqueueSeq, m.seq})
 	if token != nil {
 		ann = append(ann, Pair{annLockedUntil, lockedUntil})
-	}
-	if m.dlSource != "" {
-		ann = append(ann, Pair{annDLSource, m.dlSource})
 	}
 	if m.state != 0 {
 		ann = append(ann, Pair{annMessageState, int64(m.state)})

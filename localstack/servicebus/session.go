@@ -126,10 +126,7 @@ func (s *session) flow(f frame) error {
 		if !ok {
 			dc = 0 // before our attach: counts start at our initial-delivery-count
 		}
-		l.onFlow(dc, credit, f.fields.boolean(8))
-		if echo {
-			l.sendFlow(false)
-		}
+		l.onFlow(dc, credit, f.fields.boolean(8), echo)
 	case *inLink:
 		if echo {
 			l.sendFlow()

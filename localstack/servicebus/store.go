@@ -191,6 +191,8 @@ func (s *store) expiredLocked(now time.Time, m *message) bool {
 // deadLetterLocked moves m to the dead-letter queue with a reason.
 func (s *store) deadLetterLocked(now time.Time, m *message, reason, desc string) {
 	if s.dlq == nil {
+		// Nothing is dead-lettered out of a dead-letter queue: keep it.
+		s.pushReady(m)
 		return
 	}
 	var set Map
@@ -201,7 +203,6 @@ func (s *store) deadLetterLocked(now time.Time, m *message, reason, desc string)
 		set = append(set, Pair{propDLDescription, desc})
 	}
 	m.withProps(set)
-	m.dlSource = s.path
 	m.expiresAt = time.Time{}
 	s.dlq.enqueue(now, m)
 }
@@ -226,7 +227,7 @@ func (s *store) removeConsumerLocked(c *outLink) {
 
 // flow applies a receiver's flow: credit = its delivery-count plus its
 // link-credit minus what was sent. With drain, unused credit is spent.
-func (s *store) flow(c *outLink, deliveryCount, linkCredit uint32, drain bool) {
+func (s *store) flow(c *outLink, deliveryCount, linkCredit uint32, drain, echo bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.credit = deliveryCount + linkCredit - c.deliveryCount
@@ -238,7 +239,9 @@ func (s *store) flow(c *outLink, deliveryCount, linkCredit uint32, drain bool) {
 		// Spend what is left and tell the receiver, even when nothing was.
 		c.deliveryCount += c.credit
 		c.credit = 0
-		c.sendFlow(true)
+	}
+	if drain || echo {
+		c.sendFlow(drain)
 	}
 }
 

@@ -1,0 +1,119 @@
+package servicebus
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/seed06bc8277/herald/providers"
+)
+
+func msgWith(props Map, sys fields) *message { return &message{appProps: props, props: sys} }
+
+func TestSQLFilter(t *testing.T) {
+	target := `"herald-target" IS NULL OR "herald-target" = 'C'`
+	cases := []struct {
+		expr string
+		m    *message
+		want bool
+	}{
+		{target, msgWith(nil, nil), true},
+		{target, msgWith(Map{{"herald-target", "C"}}, nil), true},
+		{target, msgWith(Map{{"herald-target", "D"}}, nil), false},
+		{"1=1", msgWith(nil, nil), true},
+		{"1=0", msgWith(nil, nil), false},
+		{"n > 5 AND n <= 7", msgWith(Map{{"n", int64(7)}}, nil), true},
+		{"n > 5 AND n <= 7", msgWith(Map{{"n", int32(8)}}, nil), false},
+		{"NOT (color = 'red')", msgWith(Map{{"color", "blue"}}, nil), true},
+		{"color <> 'red'", msgWith(nil, nil), false}, // unknown is not true
+		{"color IN ('red', 'blue')", msgWith(Map{{"color", "blue"}}, nil), true},
+		{"color NOT IN ('red', 'blue')", msgWith(Map{{"color", "green"}}, nil), true},
+		{"sys.Label = 'paint' AND user.[it's] = 'x'", msgWith(Map{{"it's", "x"}},
+			fields{nil, nil, nil, "paint"}), true},
+		{"sys.MessageId = 'it''s'", msgWith(nil, fields{"it's"}), true},
+		{"flag = TRUE", msgWith(Map{{"flag", true}}, nil), true},
+		{"x IS NOT NULL", msgWith(Map{{"x", 1.5}}, nil), true},
+	}
+	for _, tc := range cases {
+		f, err := parseSQL(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if got := f(tc.m); got != tc.want {
+			t.Errorf("%s on %v: %v, want %v", tc.expr, tc.m.appProps, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "a =", "(a = 1", "a IS 5", "'open", "a ~ 1", "sys.Nope = 1"} {
+		if _, err := parseSQL(bad); !errors.Is(err, providers.ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestCorrelationFilter(t *testing.T) {
+	f := CorrelationFilter{Subject: "s", Properties: map[string]any{"n": 5.0, "k": "v"}}
+	if !f.matches(msgWith(Map{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "s"})) {
+		t.Error("matching message rejected")
+	}
+	if f.matches(msgWith(Map{{"n", int32(5)}}, fields{nil, nil, nil, "s"})) {
+		t.Error("message without k accepted")
+	}
+	if f.matches(msgWith(Map{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "t"})) {
+		t.Error("message with another subject accepted")
+	}
+}
+
+func TestParseISODuration(t *testing.T) {
+	for in, want := range map[string]string{"PT1M": "1m0s", "PT1H": "1h0m0s", "P1D": "24h0m0s",
+		"P1DT2H3M4.5S": "26h3m4.5s", "PT30S": "30s", "": "0s"} {
+		d, err := parseISODuration(in)
+		if err != nil || d.String() != want {
+			t.Errorf("%q: %v %v, want %s", in, d, err, want)
+		}
+	}
+	for _, bad := range []string{"1m", "P", "PT", "P1H", "PTXS"} {
+		if _, err := parseISODuration(bad); !errors.Is(err, providers.ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestConfigAndEntityErrors(t *testing.T) {
+	if _, err := ParseConfig([]byte(`{"UserConfig": {"Namespaces": [{"Queues": [
+		{"Name": "a", "Properties": {"LockDuration": "PT10M"}}]}]}}`)); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("lock duration of 10 min: %v", err)
+	}
+	if _, err := ParseConfig([]byte(`{"UserConfig": {"Namespaces": [{"Queues": [
+		{"Name": "a"}, {"Name": "A"}]}]}}`)); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("duplicate queue: %v", err)
+	}
+	if _, err := ParseConfig([]byte(`{`)); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("bad JSON: %v", err)
+	}
+	em, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.CreateSubscription("none", "s", EntityProperties{}); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("subscription of a missing topic: %v", err)
+	}
+	if err := em.CreateQueue("$bad", EntityProperties{}); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("queue named $bad: %v", err)
+	}
+	_ = em.CreateTopic("t", EntityProperties{})
+	if err := em.CreateSubscription("t", "s", EntityProperties{}, Rule{Name: "r", SQL: "a ="}); !errors.Is(err, providers.ErrInvalid) {
+		t.Errorf("bad rule: %v", err)
+	}
+	if err := em.DeleteQueue("nope"); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("delete missing queue: %v", err)
+	}
+	if _, err := em.Stats("t"); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("stats of a topic: %v", err)
+	}
+	_ = em.CreateQueue("q", EntityProperties{})
+	if err := em.DeleteQueue("Q"); err != nil {
+		t.Errorf("delete (case-insensitive): %v", err)
+	}
+	if _, err := em.Stats("q"); !errors.Is(err, providers.ErrNotFound) {
+		t.Errorf("stats after delete: %v", err)
+	}
+}
