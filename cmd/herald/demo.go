@@ -256,11 +256,14 @@ func printDemo(out io.Writer, client *herald.Client, o demoOptions, storePath st
 		ls := letters[c.Name()]
 		sort.Slice(ls, func(i, j int) bool { return ls[i].ID < ls[j].ID })
 		for _, l := range ls {
-			why := l.Error
+			why, id := l.Error, l.ID
 			if l.DecodeError != "" {
 				why = l.DecodeError
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\tattempt %d\t%s\n", c.Name(), l.ID, l.Reason, l.Attempts, why)
+			if id == "" {
+				id = "(" + l.ProviderID + ")" // not an envelope: the cloud's own ID
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tattempt %d\t%s\n", c.Name(), id, l.Reason, l.Attempts, why)
 		}
 	}
 	_ = tw.Flush()
