@@ -24,7 +24,7 @@ func travel(t *testing.T, w wire) (raw, notified decoded) {
 	type attrJSON struct{ Type, Value string }
 	n := struct {
 		Type, MessageId, TopicArn, Message string
-		MessageAttributes                 map[string]attrJSON
+		MessageAttributes                  map[string]attrJSON
 	}{Type: "Notification", MessageId: "1", TopicArn: "arn:aws:sns:r:0:t", Message: w.body,
 		MessageAttributes: map[string]attrJSON{}}
 	for name, a := range w.attrs {
