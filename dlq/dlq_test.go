@@ -340,6 +340,14 @@ type faultyQueue struct {
 	providers.DeadLetterQueue
 	redrive func(ctx context.Context, msgs []*providers.Message) error
 	ack     func(ctx context.Context, d *providers.Delivery) error
+	count   func(ctx context.Context) (int, error)
+}
+
+func (f *faultyQueue) Count(ctx context.Context) (int, error) {
+	if f.count != nil {
+		return f.count(ctx)
+	}
+	return f.DeadLetterQueue.Count(ctx)
 }
 
 func (f *faultyQueue) Redrive(ctx context.Context, msgs []*providers.Message) error {
@@ -401,6 +409,13 @@ func TestPartialAndTotalSendFailures(t *testing.T) {
 	partial := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
 		return &faultyQueue{DeadLetterQueue: q,
 			redrive: func(ctx context.Context, msgs []*providers.Message) error {
+				for _, m := range msgs {
+					for k := range m.Attributes {
+						if strings.HasPrefix(k, "herald-dl") {
+							t.Errorf("redrive sent %s with attribute %s", m.ID, k)
+						}
+					}
+				}
 				if err := q.Redrive(ctx, msgs[1:]); err != nil {
 					return err
 				}
@@ -466,5 +481,32 @@ func TestEmptyQueueEndsAtOnce(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("redrive of an empty queue took %v; the count should end it at once", took)
+	}
+}
+
+func TestScanEndsAfterTwoEmptyReceivesWhenTheCountIsUnknown(t *testing.T) {
+	e := newEnv(t)
+	e.deadLetter(t, "email", letters("a", "T", providers.ReasonPermanent, 3)...)
+	e.deadLetter(t, "email", letters("b", "U", providers.ReasonPermanent, 3)...)
+	blind := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
+		return &faultyQueue{DeadLetterQueue: q, count: func(context.Context) (int, error) {
+			return 0, providers.ErrUnavailable
+		}}
+	}}
+	opts := dlq.RedriveOptions{ScanOptions: dlq.ScanOptions{ReceiveWait: 50 * time.Millisecond}}
+	opts.Filter.Types = []string{"U"}
+	start := time.Now()
+	rep, err := dlq.Redrive(context.Background(), blind, topic, "email", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Moved != 3 || rep.Skipped != 3 || rep.Remaining != -1 {
+		t.Errorf("report %+v, want 3 moved, 3 skipped, remaining unknown", rep)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the scan took %v to end", took)
+	}
+	if n := e.count(t, "email"); n != 3 {
+		t.Errorf("%d letters left, want the 3 skipped", n)
 	}
 }

@@ -19,6 +19,7 @@ func (q *Queue) Peek(ctx context.Context, opts ScanOptions) ([]Letter, error) {
 
 func (q *Queue) list(ctx context.Context, opts ScanOptions, data bool) ([]Letter, error) {
 	s := newScan(ctx, q, opts)
+	s.describe = true
 	defer s.release(ctx)
 	var out []Letter
 	for {

@@ -65,6 +65,9 @@ type scan struct {
 	o     ScanOptions
 	m     matcher
 	start int // the queue's count at the start; -1 when unknown
+	// describe decodes every letter (List); otherwise only a filter that
+	// needs it does.
+	describe bool
 
 	recv sync.Mutex // one receive at a time
 
@@ -167,7 +170,10 @@ func (s *scan) sort(ds []*providers.Delivery) []item {
 			s.held[k] = d // handed out already; the first hand-out settles it
 			continue
 		}
-		l := letterOf(d)
+		l := Letter{ID: d.ID, ProviderID: d.ProviderID}
+		if s.describe || !s.o.Filter.IsZero() {
+			l = letterOf(d)
+		}
 		if !s.m.match(&l) {
 			s.held[k] = d
 			s.skipped++
