@@ -60,7 +60,8 @@ func (m *Memory) shard(key string) *memoryShard {
 
 // Claim implements Store. It fails with the context's error when ctx is
 // already done, and never takes the key then.
-func (m *Memory) Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (Result, error) {
+func (m *Memory) Claim(ctx context.Context, key string, fingerprint uint64,
+	lease time.Duration) (Result, error) {
 	// Validate without ValidateBatch's map: this is the consumer's hot path.
 	if err := ValidateKey(key); err != nil {
 		return Result{}, err
@@ -136,8 +137,10 @@ func (s *memoryShard) sweep(at int64) {
 
 // Complete implements Store. A retention of zero or less lets the key be
 // claimed again at once.
-func (m *Memory) Complete(ctx context.Context, key string, token Token, retain time.Duration) error {
-	return m.settle(ctx, "complete", key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
+func (m *Memory) Complete(ctx context.Context, key string, token Token,
+	retain time.Duration) error {
+	return m.settle(ctx, "complete", key, token, func(s *memoryShard, rec memoryRecord,
+		now time.Time) {
 		rec.completed = true
 		rec.until = int64(now.Add(retain).Sub(m.base))
 		s.recs[key] = rec
@@ -146,7 +149,8 @@ func (m *Memory) Complete(ctx context.Context, key string, token Token, retain t
 
 // Release implements Store.
 func (m *Memory) Release(ctx context.Context, key string, token Token) error {
-	return m.settle(ctx, "release", key, token, func(s *memoryShard, rec memoryRecord, now time.Time) {
+	return m.settle(ctx, "release", key, token, func(s *memoryShard, rec memoryRecord,
+		now time.Time) {
 		// Keep the token so the next claim's token is larger still, and
 		// mark the record so that the released token cannot settle again.
 		rec.released = true

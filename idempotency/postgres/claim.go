@@ -62,13 +62,14 @@ const maxClaimRounds = 8
 
 // Claim implements idempotency.Store. The lease is rounded down to whole
 // microseconds, at least 1.
-func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (idempotency.Result, error) {
+func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64,
+	lease time.Duration) (idempotency.Result, error) {
 	if err := idempotency.ValidateKey(key); err != nil {
 		return idempotency.Result{}, err
 	}
 	if lease <= 0 {
-		return idempotency.Result{}, fmt.Errorf("idempotency/postgres: claim %q: lease must be positive, got %v",
-			key, lease)
+		return idempotency.Result{}, fmt.Errorf(
+			"idempotency/postgres: claim %q: lease must be positive, got %v", key, lease)
 	}
 	var out [1]idempotency.Result
 	reqs := [1]idempotency.Request{{Key: key, Fingerprint: fingerprint, Lease: lease}}
@@ -80,7 +81,8 @@ func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64, lease
 
 // ClaimBatch implements idempotency.Store with one statement for the
 // batch (more only for keys that a concurrent claim changed meanwhile).
-func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]idempotency.Result, error) {
+func (s *Store) ClaimBatch(ctx context.Context,
+	reqs []idempotency.Request) ([]idempotency.Result, error) {
 	if err := idempotency.ValidateBatch(reqs); err != nil {
 		return nil, err
 	}
@@ -96,7 +98,8 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]i
 
 // claim runs claimSQL for reqs, then again for the keys it reported as
 // changed meanwhile, until every key has an answer.
-func (s *Store) claim(ctx context.Context, reqs []idempotency.Request, out []idempotency.Result) error {
+func (s *Store) claim(ctx context.Context, reqs []idempotency.Request,
+	out []idempotency.Result) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -140,7 +143,8 @@ func (s *Store) claim(ctx context.Context, reqs []idempotency.Request, out []ide
 			i := pending[ord-1]
 			switch idempotency.Status(status) {
 			case idempotency.Acquired:
-				out[i] = idempotency.Result{Status: idempotency.Acquired, Token: idempotency.Token(tok), Until: until}
+				out[i] = idempotency.Result{Status: idempotency.Acquired,
+					Token: idempotency.Token(tok), Until: until}
 			case idempotency.InProgress:
 				out[i] = idempotency.Result{Status: idempotency.InProgress, Until: until}
 			case idempotency.Completed, idempotency.Conflict:

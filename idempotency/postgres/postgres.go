@@ -127,7 +127,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Complete implements idempotency.Store. A retention of zero or less lets
 // the key be claimed again at once.
-func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token, retain time.Duration) error {
+func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token,
+	retain time.Duration) error {
 	return s.settle(ctx, "complete", s.sqlComplete, key, token, retain.Microseconds())
 }
 
@@ -137,7 +138,8 @@ func (s *Store) Release(ctx context.Context, key string, token idempotency.Token
 	return s.settle(ctx, "release", s.sqlRelease, key, token)
 }
 
-func (s *Store) settle(ctx context.Context, op, query, key string, token idempotency.Token, args ...any) error {
+func (s *Store) settle(ctx context.Context, op, query, key string, token idempotency.Token,
+	args ...any) error {
 	if err := idempotency.ValidateKey(key); err != nil {
 		return err
 	}

@@ -112,7 +112,8 @@ func TestMissingSchema(t *testing.T) {
 		t.Fatalf("Claim without the table: err = %v, want ErrNoSchema naming Migrate", err)
 	}
 	t.Logf("error: %v", err)
-	if _, err := s.ClaimBatch(ctx, []idempotency.Request{{Key: "k", Fingerprint: 1, Lease: time.Minute}}); !errors.Is(err, postgres.ErrNoSchema) {
+	batch := []idempotency.Request{{Key: "k", Fingerprint: 1, Lease: time.Minute}}
+	if _, err := s.ClaimBatch(ctx, batch); !errors.Is(err, postgres.ErrNoSchema) {
 		t.Fatalf("ClaimBatch without the table: err = %v, want ErrNoSchema", err)
 	}
 	if err := s.Complete(ctx, "k", 1, time.Minute); !errors.Is(err, postgres.ErrNoSchema) {
@@ -125,19 +126,22 @@ func TestMissingSchema(t *testing.T) {
 
 func TestBadTableName(t *testing.T) {
 	pool := connect(t)
-	for _, name := range []string{"x; DROP TABLE y", "a.b.c", "1abc", `we"ird`, strings.Repeat("t", 51)} {
+	bad := []string{"x; DROP TABLE y", "a.b.c", "1abc", `we"ird`, strings.Repeat("t", 51)}
+	for _, name := range bad {
 		s := postgres.New(pool, postgres.Options{Table: name})
 		if err := s.Migrate(context.Background()); !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("Migrate with table %q: err = %v, want ErrInvalid", name, err)
 		}
-		if _, err := s.Claim(context.Background(), "k", 1, time.Minute); !errors.Is(err, providers.ErrInvalid) {
+		_, err := s.Claim(context.Background(), "k", 1, time.Minute)
+		if !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("Claim with table %q: err = %v, want ErrInvalid", name, err)
 		}
 	}
 }
 
 func TestUnreachable(t *testing.T) {
-	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	pool, err := pgxpool.New(context.Background(),
+		"postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +182,8 @@ func TestCleanupConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range live {
-		if r, err := s.Claim(ctx, fmt.Sprintf("live/%d", i), 1, time.Minute); err != nil || r.Status != idempotency.Acquired {
+		r, err := s.Claim(ctx, fmt.Sprintf("live/%d", i), 1, time.Minute)
+		if err != nil || r.Status != idempotency.Acquired {
 			t.Fatalf("Claim = %v, %v", r.Status, err)
 		}
 	}
@@ -223,7 +228,8 @@ func TestCleanupConcurrent(t *testing.T) {
 	}
 	t.Logf("cleaner rounds: %v", rounds)
 	for i := range live {
-		if r, err := s.Claim(ctx, fmt.Sprintf("live/%d", i), 1, time.Minute); err != nil || r.Status != idempotency.InProgress {
+		r, err := s.Claim(ctx, fmt.Sprintf("live/%d", i), 1, time.Minute)
+		if err != nil || r.Status != idempotency.InProgress {
 			t.Fatalf("Claim of a live key after Cleanup = %v, %v; want in-progress", r.Status, err)
 		}
 	}
@@ -251,7 +257,8 @@ func TestBatchesDoNotDeadlock(t *testing.T) {
 					if (w+r)%2 == 1 {
 						k = keys - 1 - i
 					}
-					reqs[i] = idempotency.Request{Key: fmt.Sprintf("k/%02d", k), Fingerprint: 1, Lease: time.Minute}
+					reqs[i] = idempotency.Request{Key: fmt.Sprintf("k/%02d", k),
+						Fingerprint: 1, Lease: time.Minute}
 				}
 				res, err := s.ClaimBatch(ctx, reqs)
 				if err != nil {

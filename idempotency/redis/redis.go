@@ -17,6 +17,11 @@
 // so its worker's Complete or Release fails with ErrStaleToken even when
 // nobody took over.
 //
+// An unreachable server fails every operation with an error wrapping
+// providers.ErrUnavailable, after the client's own retries (about 1.7 s
+// with go-redis's defaults of 3 retries; set Options.MaxRetries to -1 on
+// the client to fail at once).
+//
 // ClaimBatch is one script call for the whole batch on a single server
 // (a Client, a Sentinel failover client). On a ClusterClient or a Ring,
 // where the batch's keys live on different nodes, it is a pipeline of
@@ -151,13 +156,14 @@ func millis(d time.Duration) int64 {
 
 // Claim implements idempotency.Store. The lease is rounded up to whole
 // milliseconds.
-func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (idempotency.Result, error) {
+func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64,
+	lease time.Duration) (idempotency.Result, error) {
 	if err := idempotency.ValidateKey(key); err != nil {
 		return idempotency.Result{}, err
 	}
 	if lease <= 0 {
-		return idempotency.Result{}, fmt.Errorf("idempotency/redis: claim %q: lease must be positive, got %v",
-			key, lease)
+		return idempotency.Result{}, fmt.Errorf(
+			"idempotency/redis: claim %q: lease must be positive, got %v", key, lease)
 	}
 	if err := ctx.Err(); err != nil {
 		return idempotency.Result{}, s.wrap("claim", key, err)
@@ -177,7 +183,8 @@ func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64, lease
 // ClaimBatch implements idempotency.Store: one script call on a single
 // server, a pipeline of per-key calls on a Cluster or Ring. Leases are
 // rounded up to whole milliseconds.
-func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]idempotency.Result, error) {
+func (s *Store) ClaimBatch(ctx context.Context,
+	reqs []idempotency.Request) ([]idempotency.Result, error) {
 	if err := idempotency.ValidateBatch(reqs); err != nil {
 		return nil, err
 	}
@@ -215,7 +222,8 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]i
 // claimPerKey pipelines one claim script call per key. Calls that found
 // the script missing from the server's cache (NOSCRIPT: they did not run)
 // are sent again with the script's source.
-func (s *Store) claimPerKey(ctx context.Context, reqs []idempotency.Request, out []idempotency.Result) error {
+func (s *Store) claimPerKey(ctx context.Context, reqs []idempotency.Request,
+	out []idempotency.Result) error {
 	cmds := make([]*goredis.Cmd, len(reqs))
 	send := func(eval bool) error {
 		_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -279,7 +287,8 @@ func decode(vals []int64, out []idempotency.Result) error {
 
 // Complete implements idempotency.Store. The retention is rounded up to
 // whole milliseconds, at least 1.
-func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token, retain time.Duration) error {
+func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token,
+	retain time.Duration) error {
 	return s.settle(ctx, "complete", completeScript, key, token, millis(retain))
 }
 
@@ -319,7 +328,8 @@ func (s *Store) wrap(op, key string, err error) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, goredis.ErrPoolTimeout), errors.Is(err, goredis.ErrPoolExhausted):
-		return fmt.Errorf("idempotency/redis: %s %q: %w: %w", op, s.prefix+key, providers.ErrUnavailable, err)
+		return fmt.Errorf("idempotency/redis: %s %q: %w: %w", op, s.prefix+key,
+			providers.ErrUnavailable, err)
 	}
 	return fmt.Errorf("idempotency/redis: %s %q: %w", op, s.prefix+key, err)
 }

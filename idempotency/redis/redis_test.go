@@ -186,14 +186,24 @@ func TestUnreachable(t *testing.T) {
 	} else {
 		t.Logf("Claim on an unreachable server failed in %v: %v", d, err)
 	}
-	if _, err := s.ClaimBatch(ctx, []idempotency.Request{{Key: "k", Fingerprint: 1, Lease: time.Minute}}); !errors.Is(err, providers.ErrUnavailable) {
+
+	// The other operations, through a client that does not retry (the
+	// default retries 3 times, which is most of the time above).
+	once := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { _ = once.Close() })
+	s = redis.New(once, redis.Options{})
+	batch := []idempotency.Request{{Key: "k", Fingerprint: 1, Lease: time.Minute}}
+	if _, err := s.ClaimBatch(ctx, batch); !errors.Is(err, providers.ErrUnavailable) {
 		t.Fatalf("ClaimBatch on an unreachable server: err = %v, want ErrUnavailable", err)
 	}
 	if err := s.Complete(ctx, "k", 1, time.Minute); !errors.Is(err, providers.ErrUnavailable) {
 		t.Fatalf("Complete on an unreachable server: err = %v, want ErrUnavailable", err)
 	}
+	if err := s.Release(ctx, "k", 1); !errors.Is(err, providers.ErrUnavailable) {
+		t.Fatalf("Release on an unreachable server: err = %v, want ErrUnavailable", err)
+	}
 
-	_ = c.Close()
+	_ = once.Close()
 	if _, err := s.Claim(ctx, "k", 1, time.Minute); !errors.Is(err, providers.ErrClosed) {
 		t.Fatalf("Claim on a closed client: err = %v, want ErrClosed", err)
 	}

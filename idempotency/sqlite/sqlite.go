@@ -109,25 +109,28 @@ func (s *Store) Close() error {
 }
 
 // Claim implements idempotency.Store.
-func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (idempotency.Result, error) {
+func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64,
+	lease time.Duration) (idempotency.Result, error) {
 	req := []idempotency.Request{{Key: key, Fingerprint: fingerprint, Lease: lease}}
 	if err := idempotency.ValidateKey(key); err != nil {
 		return idempotency.Result{}, err
 	}
 	if lease <= 0 {
-		return idempotency.Result{}, fmt.Errorf("idempotency/sqlite: claim %q: lease must be positive, got %v",
-			key, lease)
+		return idempotency.Result{}, fmt.Errorf(
+			"idempotency/sqlite: claim %q: lease must be positive, got %v", key, lease)
 	}
 	var res [1]idempotency.Result
 	if err := s.claim(ctx, req, res[:]); err != nil {
-		return idempotency.Result{}, fmt.Errorf("idempotency/sqlite: claim %q in %s: %w", key, s.path, err)
+		return idempotency.Result{}, fmt.Errorf("idempotency/sqlite: claim %q in %s: %w",
+			key, s.path, err)
 	}
 	return res[0], nil
 }
 
 // ClaimBatch implements idempotency.Store: all keys are claimed in one
 // transaction, so either every result holds or none does.
-func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]idempotency.Result, error) {
+func (s *Store) ClaimBatch(ctx context.Context,
+	reqs []idempotency.Request) ([]idempotency.Result, error) {
 	if err := idempotency.ValidateBatch(reqs); err != nil {
 		return nil, err
 	}
@@ -141,7 +144,8 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []idempotency.Request) ([]i
 	return out, nil
 }
 
-func (s *Store) claim(ctx context.Context, reqs []idempotency.Request, out []idempotency.Result) error {
+func (s *Store) claim(ctx context.Context, reqs []idempotency.Request,
+	out []idempotency.Result) error {
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
@@ -202,10 +206,12 @@ func (s *Store) claim(ctx context.Context, reqs []idempotency.Request, out []ide
 // Complete implements idempotency.Store. A claim whose lease ran out but
 // that nobody took over still completes. A retention of zero or less lets
 // the key be claimed again at once.
-func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token, retain time.Duration) error {
+func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token,
+	retain time.Duration) error {
 	until := s.now().Add(retain).UnixMicro()
 	return s.settle(ctx, "complete", key, token,
-		`UPDATE herald_idempotency SET state = ?, until_us = ? WHERE key = ? AND token = ? AND state = ?`,
+		`UPDATE herald_idempotency SET state = ?, until_us = ?
+		WHERE key = ? AND token = ? AND state = ?`,
 		stateCompleted, until, key, int64(token), stateHeld)
 }
 
@@ -219,7 +225,8 @@ func (s *Store) Release(ctx context.Context, key string, token idempotency.Token
 		stateReleased, now, key, int64(token), stateHeld)
 }
 
-func (s *Store) settle(ctx context.Context, op, key string, token idempotency.Token, query string, args ...any) error {
+func (s *Store) settle(ctx context.Context, op, key string, token idempotency.Token,
+	query string, args ...any) error {
 	if err := idempotency.ValidateKey(key); err != nil {
 		return err
 	}
@@ -241,7 +248,8 @@ func (s *Store) settle(ctx context.Context, op, key string, token idempotency.To
 		return tx.Commit()
 	}()
 	if err != nil {
-		return fmt.Errorf("idempotency/sqlite: %s %q with token %d in %s: %w", op, key, token, s.path, err)
+		return fmt.Errorf("idempotency/sqlite: %s %q with token %d in %s: %w",
+			op, key, token, s.path, err)
 	}
 	return nil
 }

@@ -70,15 +70,18 @@ func (s *alternating) pick() idempotency.Store {
 	return s.stores[s.next%2]
 }
 
-func (s *alternating) Claim(ctx context.Context, k string, fp uint64, l time.Duration) (idempotency.Result, error) {
+func (s *alternating) Claim(ctx context.Context, k string, fp uint64,
+	l time.Duration) (idempotency.Result, error) {
 	return s.pick().Claim(ctx, k, fp, l)
 }
 
-func (s *alternating) ClaimBatch(ctx context.Context, r []idempotency.Request) ([]idempotency.Result, error) {
+func (s *alternating) ClaimBatch(ctx context.Context,
+	r []idempotency.Request) ([]idempotency.Result, error) {
 	return s.pick().ClaimBatch(ctx, r)
 }
 
-func (s *alternating) Complete(ctx context.Context, k string, tok idempotency.Token, d time.Duration) error {
+func (s *alternating) Complete(ctx context.Context, k string, tok idempotency.Token,
+	d time.Duration) error {
 	return s.pick().Complete(ctx, k, tok, d)
 }
 
@@ -112,10 +115,11 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 
 	s = open(t, path)
-	if got, err := s.Claim(ctx, "c/1", 5, time.Minute); err != nil || got.Status != idempotency.Completed {
+	got, err := s.Claim(ctx, "c/1", 5, time.Minute)
+	if err != nil || got.Status != idempotency.Completed {
 		t.Fatalf("Claim of a completed key after reopening = %v, %v; want completed", got.Status, err)
 	}
-	got, err := s.Claim(ctx, "c/2", 5, time.Minute)
+	got, err = s.Claim(ctx, "c/2", 5, time.Minute)
 	if err != nil || got.Status != idempotency.InProgress || !got.Until.Equal(held.Until) {
 		t.Fatalf("Claim of a held key after reopening = %+v, %v; want in-progress until %v",
 			got, err, held.Until)

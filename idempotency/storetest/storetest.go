@@ -85,7 +85,8 @@ func key(t *testing.T, suffix string) string {
 	return "storetest/" + name + "/" + hex.EncodeToString(b[:]) + "/" + suffix
 }
 
-func claim(t *testing.T, s idempotency.Store, k string, fp uint64, lease time.Duration) idempotency.Result {
+func claim(t *testing.T, s idempotency.Store, k string, fp uint64,
+	lease time.Duration) idempotency.Result {
 	t.Helper()
 	r, err := s.Claim(context.Background(), k, fp, lease)
 	if err != nil {
@@ -94,7 +95,8 @@ func claim(t *testing.T, s idempotency.Store, k string, fp uint64, lease time.Du
 	return r
 }
 
-func mustAcquire(t *testing.T, s idempotency.Store, k string, fp uint64, lease time.Duration) idempotency.Result {
+func mustAcquire(t *testing.T, s idempotency.Store, k string, fp uint64,
+	lease time.Duration) idempotency.Result {
 	t.Helper()
 	before := time.Now()
 	r := claim(t, s, k, fp, lease)
@@ -127,7 +129,8 @@ func wantStatus(t *testing.T, what string, got idempotency.Result, want idempote
 	}
 }
 
-func complete(t *testing.T, s idempotency.Store, k string, tok idempotency.Token, d time.Duration) {
+func complete(t *testing.T, s idempotency.Store, k string, tok idempotency.Token,
+	d time.Duration) {
 	t.Helper()
 	if err := s.Complete(context.Background(), k, tok, d); err != nil {
 		t.Fatalf("Complete(%q, %d): %v", k, tok, err)
@@ -180,7 +183,8 @@ func testClaimCompleteDuplicate(t *testing.T, s idempotency.Store) {
 	if !got.Until.IsZero() {
 		t.Fatalf("Claim after Complete: Until = %v, want zero", got.Until)
 	}
-	res, err := s.ClaimBatch(context.Background(), []idempotency.Request{{Key: k, Fingerprint: 7, Lease: longLease}})
+	res, err := s.ClaimBatch(context.Background(),
+		[]idempotency.Request{{Key: k, Fingerprint: 7, Lease: longLease}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +200,8 @@ func testReleaseThenReclaim(t *testing.T, s idempotency.Store) {
 	if second.Token <= first.Token {
 		t.Fatalf("token after release = %d, want more than %d", second.Token, first.Token)
 	}
-	wantStale(t, "Complete with the released token", s.Complete(context.Background(), k, first.Token, retain))
+	wantStale(t, "Complete with the released token",
+		s.Complete(context.Background(), k, first.Token, retain))
 	wantStale(t, "Release with the released token", s.Release(context.Background(), k, first.Token))
 	complete(t, s, k, second.Token, retain)
 }
@@ -224,7 +229,8 @@ func testLeaseExpiryTakeover(t *testing.T, s idempotency.Store) {
 		now.After(old.Until.Add(2*clockSlack)) {
 		t.Fatalf("taken over at %v, want soon after the lease ended at %v", now, old.Until)
 	}
-	wantStale(t, "Complete with the old token", s.Complete(context.Background(), k, old.Token, retain))
+	wantStale(t, "Complete with the old token",
+		s.Complete(context.Background(), k, old.Token, retain))
 	wantStale(t, "Release with the old token", s.Release(context.Background(), k, old.Token))
 	wantStatus(t, "Claim after takeover", claim(t, s, k, 5, longLease), idempotency.InProgress)
 	complete(t, s, k, taken.Token, retain)
@@ -330,8 +336,10 @@ func testConflictCompleted(t *testing.T, s idempotency.Store) {
 	k := key(t, "a")
 	r := mustAcquire(t, s, k, 100, longLease)
 	complete(t, s, k, r.Token, retain)
-	wantStatus(t, "Claim with another fingerprint", claim(t, s, k, 101, longLease), idempotency.Conflict)
-	wantStatus(t, "Claim with the same fingerprint", claim(t, s, k, 100, longLease), idempotency.Completed)
+	wantStatus(t, "Claim with another fingerprint",
+		claim(t, s, k, 101, longLease), idempotency.Conflict)
+	wantStatus(t, "Claim with the same fingerprint",
+		claim(t, s, k, 100, longLease), idempotency.Completed)
 }
 
 func testConflictHeld(t *testing.T, s idempotency.Store) {
@@ -339,8 +347,10 @@ func testConflictHeld(t *testing.T, s idempotency.Store) {
 	// The largest fingerprints must survive storage as they are.
 	const fp, other = ^uint64(0), ^uint64(0) - 1
 	r := mustAcquire(t, s, k, fp, longLease)
-	wantStatus(t, "Claim with another fingerprint", claim(t, s, k, other, longLease), idempotency.Conflict)
-	wantStatus(t, "Claim with the same fingerprint", claim(t, s, k, fp, longLease), idempotency.InProgress)
+	wantStatus(t, "Claim with another fingerprint",
+		claim(t, s, k, other, longLease), idempotency.Conflict)
+	wantStatus(t, "Claim with the same fingerprint",
+		claim(t, s, k, fp, longLease), idempotency.InProgress)
 	complete(t, s, k, r.Token, retain)
 	wantStatus(t, "Claim after Complete", claim(t, s, k, fp, longLease), idempotency.Completed)
 }
@@ -367,7 +377,8 @@ func testSettledTokenIsStale(t *testing.T, s idempotency.Store) {
 // batchScenario prepares five keys: new, held, completed, conflicting with
 // a completion, conflicting with a claim; the answers to claiming them all
 // with fingerprint 1 are want.
-func batchScenario(t *testing.T, s idempotency.Store, prefix string) (reqs []idempotency.Request, want []idempotency.Status) {
+func batchScenario(t *testing.T, s idempotency.Store,
+	prefix string) (reqs []idempotency.Request, want []idempotency.Status) {
 	t.Helper()
 	keys := make([]string, 5)
 	for i := range keys {
@@ -482,7 +493,8 @@ func testLongestKey(t *testing.T, s idempotency.Store) {
 	k += strings.Repeat("x", idempotency.MaxKeyBytes-len(k))
 	r := mustAcquire(t, s, k, 1, longLease)
 	complete(t, s, k, r.Token, retain)
-	wantStatus(t, "Claim of the longest key after Complete", claim(t, s, k, 1, longLease), idempotency.Completed)
+	wantStatus(t, "Claim of the longest key after Complete",
+		claim(t, s, k, 1, longLease), idempotency.Completed)
 }
 
 // testUnusualKeys claims valid keys that a backend could mangle: NUL,
@@ -525,7 +537,8 @@ func testCancelledContext(t *testing.T, s idempotency.Store) {
 	if r, err := s.Claim(ctx, k, 1, longLease); err == nil {
 		t.Fatalf("Claim with a cancelled context = %v, want an error", r.Status)
 	}
-	if _, err := s.ClaimBatch(ctx, []idempotency.Request{{Key: k, Fingerprint: 1, Lease: longLease}}); err == nil {
+	batch := []idempotency.Request{{Key: k, Fingerprint: 1, Lease: longLease}}
+	if _, err := s.ClaimBatch(ctx, batch); err == nil {
 		t.Fatal("ClaimBatch with a cancelled context: want an error")
 	}
 	// Neither call took the key.
@@ -537,6 +550,7 @@ func testCancelledContext(t *testing.T, s idempotency.Store) {
 	if err := s.Release(ctx, k, r.Token); err == nil {
 		t.Fatal("Release with a cancelled context: want an error")
 	}
-	wantStatus(t, "Claim after cancelled settlements", claim(t, s, k, 1, longLease), idempotency.InProgress)
+	wantStatus(t, "Claim after cancelled settlements",
+		claim(t, s, k, 1, longLease), idempotency.InProgress)
 	complete(t, s, k, r.Token, retain)
 }
