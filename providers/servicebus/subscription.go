@@ -158,7 +158,10 @@ func toDelivery(m *azservicebus.ReceivedMessage) *providers.Delivery {
 }
 
 // take marks the delivery settled. A second settlement of the same
-// delivery is ErrLeaseLost: it can never succeed twice.
+// delivery is ErrLeaseLost: it can never succeed twice. The mark is
+// needed because go-amqp answers nil, sending nothing, when a message
+// already settled on its link is settled again; and it stays set after a
+// failed settlement, whose disposition may have been sent.
 func take(d *providers.Delivery, op, path string) (*handle, error) {
 	h, ok := d.Handle.(*handle)
 	if !ok || h == nil {
