@@ -61,7 +61,8 @@ func New(cfg Config) (*Emulator, error) {
 func (em *Emulator) Listen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("servicebus emulator: listen on %s: %w: %w", addr, providers.ErrUnavailable, err)
+		return fmt.Errorf("servicebus emulator: listen on %s: %w: %w",
+			addr, providers.ErrUnavailable, err)
 	}
 	if err := em.setListener(ln); err != nil {
 		_ = ln.Close()

@@ -79,7 +79,8 @@ func TestParseISODuration(t *testing.T) {
 
 func TestConfigAndEntityErrors(t *testing.T) {
 	if _, err := ParseConfig([]byte(`{"UserConfig": {"Namespaces": [{"Queues": [
-		{"Name": "a", "Properties": {"LockDuration": "PT10M"}}]}]}}`)); !errors.Is(err, providers.ErrInvalid) {
+		{"Name": "a", "Properties": {"LockDuration": "PT10M"}}]}]}}`)); !errors.Is(err,
+		providers.ErrInvalid) {
 		t.Errorf("lock duration of 10 min: %v", err)
 	}
 	if _, err := ParseConfig([]byte(`{"UserConfig": {"Namespaces": [{"Queues": [
@@ -93,14 +94,16 @@ func TestConfigAndEntityErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := em.CreateSubscription("none", "s", EntityProperties{}); !errors.Is(err, providers.ErrNotFound) {
+	err = em.CreateSubscription("none", "s", EntityProperties{})
+	if !errors.Is(err, providers.ErrNotFound) {
 		t.Errorf("subscription of a missing topic: %v", err)
 	}
 	if err := em.CreateQueue("$bad", EntityProperties{}); !errors.Is(err, providers.ErrInvalid) {
 		t.Errorf("queue named $bad: %v", err)
 	}
 	_ = em.CreateTopic("t", EntityProperties{})
-	if err := em.CreateSubscription("t", "s", EntityProperties{}, Rule{Name: "r", SQL: "a ="}); !errors.Is(err, providers.ErrInvalid) {
+	err = em.CreateSubscription("t", "s", EntityProperties{}, Rule{Name: "r", SQL: "a ="})
+	if !errors.Is(err, providers.ErrInvalid) {
 		t.Errorf("bad rule: %v", err)
 	}
 	if err := em.DeleteQueue("nope"); !errors.Is(err, providers.ErrNotFound) {

@@ -63,10 +63,12 @@ func equalValues(a, b any) bool {
 		return ok && (x == y || x != x && y != y)
 	case List:
 		y, ok := b.(List)
-		return ok && len(x) == len(y) && allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
+		return ok && len(x) == len(y) &&
+			allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
 	case Array:
 		y, ok := b.(Array)
-		return ok && len(x) == len(y) && allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
+		return ok && len(x) == len(y) &&
+			allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
 	case Map:
 		y, ok := b.(Map)
 		return ok && len(x) == len(y) && allEqual(len(x), func(i int) bool {
@@ -91,8 +93,9 @@ func allEqual(n int, eq func(int) bool) bool {
 // FuzzParseFrame checks the frame and message decoders on hostile bytes.
 func FuzzParseFrame(f *testing.F) {
 	f.Add(appendFrame(nil, frameAMQP, 0, perf(codeOpen, List{"c", "h", uint32(65536)}), nil))
+	msg := &message{body: appendValue(nil, Described{uint64(secData), []byte("x")})}
 	f.Add(appendFrame(nil, frameAMQP, 1, perf(codeTransfer, List{uint32(0), uint32(1), []byte{1}}),
-		(&message{body: appendValue(nil, Described{uint64(secData), []byte("x")})}).encode(nil, nil, time.Time{})))
+		msg.encode(nil, nil, time.Time{})))
 	f.Add(appendFrame(nil, frameSASL, 0, perf(codeSASLInit, List{Symbol("ANONYMOUS")}), nil))
 	f.Add([]byte{0, 0, 0, 8, 2, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 12, 9, 0, 0, 0, 0, 0, 0, 0})
@@ -116,14 +119,16 @@ func FuzzParseFrame(f *testing.F) {
 // FuzzConnection feeds arbitrary frames to a live connection after a
 // valid handshake: the emulator must never panic or hang.
 func FuzzConnection(f *testing.F) {
-	begin := appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(9), uint32(9)}), nil)
+	begin := beginFrame()
 	attach := appendFrame(nil, frameAMQP, 0, perf(codeAttach, List{"l", uint32(0), false, nil, nil,
 		Described{uint64(codeSource), List{}}, Described{uint64(codeTarget), List{"q"}}}), nil)
-	transfer := appendFrame(nil, frameAMQP, 0, perf(codeTransfer, List{uint32(0), uint32(0), []byte{1},
-		uint32(0), false, false}), appendValue(nil, Described{uint64(secData), []byte("x")}))
+	transfer := appendFrame(nil, frameAMQP, 0, perf(codeTransfer,
+		List{uint32(0), uint32(0), []byte{1}, uint32(0), false, false}),
+		appendValue(nil, Described{uint64(secData), []byte("x")}))
 	f.Add(append(append(append([]byte{}, begin...), attach...), transfer...))
-	f.Add(append(append([]byte{}, begin...), appendFrame(nil, frameAMQP, 0, perf(codeDisposition,
-		List{true, uint32(0), uint32(0xffffffff), false, Described{uint64(codeAccepted), nil}}), nil)...))
+	settleAll := perf(codeDisposition,
+		List{true, uint32(0), uint32(0xffffffff), false, Described{uint64(codeAccepted), nil}})
+	f.Add(append(append([]byte{}, begin...), appendFrame(nil, frameAMQP, 0, settleAll, nil)...))
 	f.Add(begin)
 	em, err := New(Config{})
 	if err != nil {

@@ -72,7 +72,8 @@ func TestScheduleAndCancel(t *testing.T) {
 	}
 	defer s.Close(ctx)
 	at := time.Now().Add(300 * time.Millisecond)
-	seqs, err := s.ScheduleMessages(ctx, []*azservicebus.Message{body("soon"), body("never")}, at, nil)
+	msgs := []*azservicebus.Message{body("soon"), body("never")}
+	seqs, err := s.ScheduleMessages(ctx, msgs, at, nil)
 	if err != nil || len(seqs) != 2 {
 		t.Fatalf("schedule: %v %v", seqs, err)
 	}
@@ -135,7 +136,7 @@ func TestTimeToLive(t *testing.T) {
 	waitCount(t, em, "drop", 0)
 	waitCount(t, em, "keep", 0)
 	waitCount(t, em, "keep/$DeadLetterQueue", 1)
-	r := receiver(t, c, "keep", &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	r := receiver(t, c, "keep", dlqOptions)
 	m := receive(t, r, 1)[0]
 	if *m.DeadLetterReason != "TTLExpiredException" {
 		t.Fatalf("reason %q", *m.DeadLetterReason)

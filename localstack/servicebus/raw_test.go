@@ -134,6 +134,12 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 	healthyRoundTrip(t, em)
 }
 
+// beginFrame is a client's begin on channel 0.
+func beginFrame() []byte {
+	return appendFrame(nil, frameAMQP, 0,
+		perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil)
+}
+
 // healthyRoundTrip proves that a fresh client still works.
 func healthyRoundTrip(t *testing.T, em *Emulator) {
 	t.Helper()
@@ -150,7 +156,7 @@ func TestTruncatedFrameDoesNotStallOthers(t *testing.T) {
 	em := start(t, Config{})
 	r := dialRaw(t, em)
 	r.open()
-	f := appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil)
+	f := beginFrame()
 	r.write(f[:len(f)-3]) // and then silence
 	healthyRoundTrip(t, em)
 	_ = r.nc.Close()
@@ -160,19 +166,21 @@ func TestSessionErrors(t *testing.T) {
 	em := start(t, Config{})
 	r := dialRaw(t, em)
 	r.open()
-	r.write(appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil))
+	r.write(beginFrame())
 	if f := r.read(); f.code != codeBegin {
 		t.Fatalf("got 0x%x, want begin", f.code)
 	}
 	// A transfer on a handle that was never attached ends the session.
-	r.write(appendFrame(nil, frameAMQP, 0, perf(codeTransfer, List{uint32(9), uint32(0), []byte{1}}), nil))
+	r.write(appendFrame(nil, frameAMQP, 0,
+		perf(codeTransfer, List{uint32(9), uint32(0), []byte{1}}), nil))
 	f := r.read()
-	if e := parseError(f.fields.get(0)); f.code != codeEnd || e == nil || e.Condition != condUnattachedHandle {
+	e := parseError(f.fields.get(0))
+	if f.code != codeEnd || e == nil || e.Condition != condUnattachedHandle {
 		t.Fatalf("got 0x%x %v, want end with unattached-handle", f.code, e)
 	}
 	r.write(appendFrame(nil, frameAMQP, 0, perf(codeEnd, nil), nil))
 	// The connection survives: a new session on the same channel works.
-	r.write(appendFrame(nil, frameAMQP, 0, perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil))
+	r.write(beginFrame())
 	if f := r.read(); f.code != codeBegin {
 		t.Fatalf("got 0x%x, want begin", f.code)
 	}
@@ -181,7 +189,8 @@ func TestSessionErrors(t *testing.T) {
 		List{true, uint32(42), nil, false, Described{uint64(codeAccepted), List{}}}), nil))
 	f = r.read()
 	st, code, _ := composite(f.fields.get(4))
-	if f.code != codeDisposition || code != codeRejected || parseError(st.get(0)).Condition != condLockLost {
+	if f.code != codeDisposition || code != codeRejected ||
+		parseError(st.get(0)).Condition != condLockLost {
 		t.Fatalf("got 0x%x state 0x%x, want rejected lock-lost", f.code, code)
 	}
 	r.write(appendFrame(nil, frameAMQP, 0, perf(codeClose, nil), nil))
@@ -193,7 +202,8 @@ func TestSessionErrors(t *testing.T) {
 func TestGoAMQPAttachUnknownEntity(t *testing.T) {
 	em := start(t, Config{})
 	ctx := ctxT(t)
-	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()})
+	opts := &amqp.ConnOptions{SASLType: amqp.SASLTypeAnonymous()}
+	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,11 @@ func waitCount(t testing.TB, em *Emulator, path string, want int) {
 	}
 }
 
-func receiver(t testing.TB, c *azservicebus.Client, queue string, o *azservicebus.ReceiverOptions) *azservicebus.Receiver {
+// dlqOptions receive from the dead-letter subqueue.
+var dlqOptions = &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter}
+
+func receiver(t testing.TB, c *azservicebus.Client, queue string,
+	o *azservicebus.ReceiverOptions) *azservicebus.Receiver {
 	t.Helper()
 	r, err := c.NewReceiverForQueue(queue, o)
 	if err != nil {
@@ -102,7 +106,7 @@ func TestDeadLetterAndReceiveFromDLQ(t *testing.T) {
 	}
 	waitCount(t, em, "q", 0)
 	waitCount(t, em, "q/$DeadLetterQueue", 1)
-	dlq := receiver(t, c, "q", &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	dlq := receiver(t, c, "q", dlqOptions)
 	d := receive(t, dlq, 1)[0]
 	if d.DeadLetterReason == nil || *d.DeadLetterReason != reason ||
 		d.DeadLetterErrorDescription == nil || *d.DeadLetterErrorDescription != desc ||
@@ -131,7 +135,7 @@ func TestMaxDeliveryCountDeadLetters(t *testing.T) {
 		}
 	}
 	waitCount(t, em, "q", 0)
-	dlq := receiver(t, c, "q", &azservicebus.ReceiverOptions{SubQueue: azservicebus.SubQueueDeadLetter})
+	dlq := receiver(t, c, "q", dlqOptions)
 	d := receive(t, dlq, 1)[0]
 	if d.DeadLetterReason == nil || *d.DeadLetterReason != "MaxDeliveryCountExceeded" {
 		t.Fatalf("reason %v", d.DeadLetterReason)

@@ -17,7 +17,8 @@ type boolExpr = func(*message) bool
 type valueExpr = func(*message) any
 
 func (p *sqlParser) peekWord(w string) bool {
-	return p.pos < len(p.toks) && p.toks[p.pos].kind == 'i' && strings.EqualFold(p.toks[p.pos].text, w)
+	return p.pos < len(p.toks) && p.toks[p.pos].kind == 'i' &&
+		strings.EqualFold(p.toks[p.pos].text, w)
 }
 
 func (p *sqlParser) peekOp(op string) bool {

@@ -22,7 +22,8 @@ const topicConfig = `{
           {"Name": "all", "Properties": {"LockDuration": "PT30S", "MaxDeliveryCount": 5}},
           {"Name": "C", "Properties": {"MaxDeliveryCount": 5},
            "Rules": [{"Name": "redrive", "Properties": {"FilterType": "Sql",
-             "SqlFilter": {"SqlExpression": "\"herald-target\" IS NULL OR \"herald-target\" = 'C'"}}}]},
+             "SqlFilter": {"SqlExpression":
+               "\"herald-target\" IS NULL OR \"herald-target\" = 'C'"}}}]},
           {"Name": "blue", "Properties": {},
            "Rules": [{"Name": "color", "Properties": {"FilterType": "Correlation",
              "CorrelationFilter": {"Label": "paint", "Properties": {"color": "blue"}}}}]}
@@ -43,8 +44,10 @@ func TestTopicFanOutWithRules(t *testing.T) {
 	subj := "paint"
 	send(t, c, "orders",
 		&azservicebus.Message{Body: []byte("plain")},
-		&azservicebus.Message{Body: []byte("for C"), ApplicationProperties: map[string]any{"herald-target": "C"}},
-		&azservicebus.Message{Body: []byte("for D"), ApplicationProperties: map[string]any{"herald-target": "D"}},
+		&azservicebus.Message{Body: []byte("for C"),
+			ApplicationProperties: map[string]any{"herald-target": "C"}},
+		&azservicebus.Message{Body: []byte("for D"),
+			ApplicationProperties: map[string]any{"herald-target": "D"}},
 		&azservicebus.Message{Body: []byte("blue"), Subject: &subj,
 			ApplicationProperties: map[string]any{"color": "blue"}},
 		&azservicebus.Message{Body: []byte("red"), Subject: &subj,
