@@ -63,6 +63,7 @@ type topic struct {
 type subscription struct {
 	name  string
 	st    *store
+	mu    sync.RWMutex // guards rules
 	rules []Rule
 }
 

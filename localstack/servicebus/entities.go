@@ -148,6 +148,66 @@ func (em *Emulator) DeleteSubscription(topicName, name string) error {
 	return nil
 }
 
+// AddRule adds a rule to a subscription; a rule with the same name
+// (case-insensitive) is replaced. Messages already in the subscription
+// are not re-evaluated, as in Service Bus.
+func (em *Emulator) AddRule(topicName, sub string, r Rule) error {
+	op := "add rule to " + topicName + "/" + sub
+	if r.Name == "" {
+		return fmt.Errorf("servicebus: %s: empty rule name: %w", op, providers.ErrInvalid)
+	}
+	if err := r.compile(); err != nil {
+		return err
+	}
+	s, err := em.subscription(op, topicName, sub)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rules := make([]Rule, 0, len(s.rules)+1)
+	for _, old := range s.rules {
+		if !strings.EqualFold(old.Name, r.Name) {
+			rules = append(rules, old)
+		}
+	}
+	s.rules = append(rules, r)
+	return nil
+}
+
+// DeleteRule removes a rule by name (case-insensitive); a subscription
+// left without rules receives nothing. providers.ErrNotFound when absent.
+func (em *Emulator) DeleteRule(topicName, sub, name string) error {
+	op := "delete rule " + name + " of " + topicName + "/" + sub
+	s, err := em.subscription(op, topicName, sub)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range s.rules {
+		if strings.EqualFold(r.Name, name) {
+			s.rules = append(s.rules[:i:i], s.rules[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("servicebus: %s: %w", op, providers.ErrNotFound)
+}
+
+func (em *Emulator) subscription(op, topicName, name string) (*subscription, error) {
+	t, err := em.topic(op, topicName)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s := t.subs[strings.ToLower(name)]
+	if s == nil {
+		return nil, fmt.Errorf("servicebus: %s: subscription %q: %w", op, name, providers.ErrNotFound)
+	}
+	return s, nil
+}
+
 func (em *Emulator) topic(op, name string) (*topic, error) {
 	em.broker.mu.RLock()
 	defer em.broker.mu.RUnlock()

@@ -54,6 +54,8 @@ func (r *Rule) compile() error {
 }
 
 func (s *subscription) matches(m *message) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	for i := range s.rules {
 		if s.rules[i].match(m) {
 			return true

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+
 	"github.com/seed06bc8277/herald/providers"
 )
 
@@ -118,5 +120,32 @@ func TestConfigAndEntityErrors(t *testing.T) {
 	}
 	if _, err := em.Stats("q"); !errors.Is(err, providers.ErrNotFound) {
 		t.Errorf("stats after delete: %v", err)
+	}
+}
+
+func TestAddAndDeleteRule(t *testing.T) {
+	em := start(t, Config{})
+	_ = em.CreateTopic("t", EntityProperties{})
+	_ = em.CreateSubscription("t", "s", EntityProperties{}, Rule{Name: "only-a", SQL: "k = 'a'"})
+	c := client(t, em)
+	send(t, c, "t", &azservicebus.Message{ApplicationProperties: map[string]any{"k": "b"}})
+	if n, _ := em.Count("t/Subscriptions/s"); n != 0 {
+		t.Fatalf("k=b passed the k='a' rule")
+	}
+	if err := em.AddRule("t", "s", Rule{Name: "b", Correlation: &CorrelationFilter{
+		Properties: map[string]any{"k": "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, "t", &azservicebus.Message{ApplicationProperties: map[string]any{"k": "b"}})
+	waitCount(t, em, "t/Subscriptions/s", 1)
+	if err := em.DeleteRule("t", "s", "B"); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.DeleteRule("t", "s", "B"); !errors.Is(err, providers.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	send(t, c, "t", &azservicebus.Message{ApplicationProperties: map[string]any{"k": "b"}})
+	if n, _ := em.Count("t/Subscriptions/s"); n != 1 {
+		t.Fatalf("subscription holds %d messages after the rule was deleted", n)
 	}
 }
