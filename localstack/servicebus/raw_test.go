@@ -262,3 +262,63 @@ func TestGoAMQPDrainAndRelease(t *testing.T) {
 		t.Fatalf("drain: %v", err)
 	}
 }
+
+// TestHeartbeats checks that the emulator sends empty frames at half the
+// idle timeout the client announced, so that its idle timer never fires.
+func TestHeartbeats(t *testing.T) {
+	em := start(t, Config{})
+	r := dialRaw(t, em)
+	r.write(headerAMQP)
+	var h [8]byte
+	if _, err := io.ReadFull(r.nc, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	open := perf(codeOpen, List{"raw", "localhost", uint32(65536), uint16(10), uint32(200)})
+	r.write(appendFrame(nil, frameAMQP, 0, open, nil))
+	start := time.Now()
+	for beats := 0; beats < 3; {
+		if _, err := io.ReadFull(r.nc, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		size := binary.BigEndian.Uint32(h[:4])
+		if _, err := io.CopyN(io.Discard, r.nc, int64(size-8)); err != nil {
+			t.Fatal(err)
+		}
+		if size == 8 {
+			beats++
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("3 heartbeats took %v with a 200 ms idle timeout", d)
+	}
+}
+
+// TestSessionWindowIsReplenished sends more transfers than the session's
+// incoming window (5000) with settled sends, which only go on while the
+// emulator keeps reopening the window.
+func TestSessionWindowIsReplenished(t *testing.T) {
+	const n = 6000
+	em := start(t, Config{})
+	_ = em.CreateQueue("q", EntityProperties{})
+	ctx := ctxT(t)
+	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := sess.NewSender(ctx, "q", &amqp.SenderOptions{
+		SettlementMode: amqp.SenderSettleModeSettled.Ptr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := snd.Send(ctx, amqp.NewMessage([]byte{byte(i)}), nil); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	waitCount(t, em, "q", n)
+}
