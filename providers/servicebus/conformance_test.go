@@ -12,7 +12,7 @@ import (
 
 // newProvider connects to the local Service Bus with its Admin, so that
 // Provision creates entities as on Azure.
-func newProvider(t *testing.T) *servicebus.Provider {
+func newProvider(t testing.TB) *servicebus.Provider {
 	t.Helper()
 	s := local(t)
 	p, err := servicebus.New(context.Background(), s.Options())
