@@ -22,6 +22,8 @@
 // with go-redis's defaults of 3 retries; set Options.MaxRetries to -1 on
 // the client to fail at once).
 //
+// It needs Redis 7.0 or later (SET with both NX and GET).
+//
 // ClaimBatch is one script call for the whole batch on a single server
 // (a Client, a Sentinel failover client). On a ClusterClient or a Ring,
 // where the batch's keys live on different nodes, it is a pipeline of
@@ -90,31 +92,30 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local out = {}
 for i = 1, #KEYS do
 	local fp, lease = ARGV[2*i-1], tonumber(ARGV[2*i])
-	local prev, status, untl = 0, 0, 0
-	local v = redis.call('GET', KEYS[i])
+	local untl = now + lease * 1000
+	local status, tok = 1, now
+	-- Most keys are new: one call takes them and says whether they were.
+	local v = redis.call('SET', KEYS[i], string.format('h|%s|%d|%d', fp, now, untl),
+		'NX', 'PX', lease, 'GET')
 	if v then
 		local st, vfp, vtok, vuntl = string.match(v, '^(%a)|(%d+)|(%d+)|(%d+)$')
 		if not st then
 			return redis.error_reply('herald: malformed idempotency record at ' .. KEYS[i])
 		end
-		prev = tonumber(vtok)
 		if st ~= 'r' and now < tonumber(vuntl) then
+			tok = 0
 			if vfp ~= fp then
-				status = 4
+				status, untl = 4, 0
 			elseif st == 'c' then
-				status = 3
+				status, untl = 3, 0
 			else
 				status, untl = 2, tonumber(vuntl)
 			end
+		else
+			local prev = tonumber(vtok)
+			if tok <= prev then tok = prev + 1 end
+			redis.call('SET', KEYS[i], string.format('h|%s|%d|%d', fp, tok, untl), 'PX', lease)
 		end
-	end
-	local tok = 0
-	if status == 0 then
-		tok = now
-		if tok <= prev then tok = prev + 1 end
-		untl = now + lease * 1000
-		redis.call('SET', KEYS[i], string.format('h|%s|%d|%d', fp, tok, untl), 'PX', lease)
-		status = 1
 	end
 	out[#out+1] = status
 	out[#out+1] = tok
