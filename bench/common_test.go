@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,19 +25,31 @@ const (
 	senders = 16
 )
 
+// TestMain runs the tests and benchmarks, stops the local clouds they
+// started, and then fails the run if goroutines were left behind.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Watermill's default Deduplicator repository cleans its map on a
-		// goroutine that has no way to stop.
-		goleak.IgnoreTopFunction(
-			"github.com/ThreeDotsLabs/watermill/message/router/middleware."+
-				"(*mapExpiringKeyRepository).cleanOutLoop"),
-		// gocloud.dev's and the cloud SDKs' HTTP and gRPC connections close
-		// their idle readers asynchronously.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-	)
+	code := m.Run()
+	stopClouds()
+	if code == 0 {
+		if err := goleak.Find(leakOptions...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var leakOptions = []goleak.Option{
+	// Watermill's default Deduplicator repository cleans its map on a
+	// goroutine that has no way to stop.
+	goleak.IgnoreTopFunction(
+		"github.com/ThreeDotsLabs/watermill/message/router/middleware." +
+			"(*mapExpiringKeyRepository).cleanOutLoop"),
+	// gocloud.dev's and the cloud SDKs' HTTP and gRPC connections close
+	// their idle readers asynchronously.
+	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
 }
 
 // template is a 1 KiB JSON order; body writes a number into a copy of it,
