@@ -59,6 +59,7 @@ CREATE INDEX IF NOT EXISTS herald_idempotency_until ON herald_idempotency (until
 type Store struct {
 	db     *sql.DB
 	path   string
+	stmts  struct{ get, put, complete, release *sql.Stmt }
 	now    func() time.Time
 	closed atomic.Bool
 }
@@ -93,7 +94,28 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("idempotency/sqlite: create schema in %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, now: time.Now}, nil
+	s := &Store{db: db, path: path, now: time.Now}
+	for _, st := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.stmts.get, `SELECT fingerprint, token, state, until_us FROM herald_idempotency
+			WHERE key = ?`},
+		{&s.stmts.put, `INSERT INTO herald_idempotency (key, fingerprint, token, state, until_us)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
+				token = excluded.token, state = excluded.state, until_us = excluded.until_us`},
+		{&s.stmts.complete, `UPDATE herald_idempotency SET state = ?, until_us = ?
+			WHERE key = ? AND token = ? AND state = ?`},
+		{&s.stmts.release, `UPDATE herald_idempotency SET state = ?, until_us = min(until_us, ?)
+			WHERE key = ? AND token = ? AND state = ?`},
+	} {
+		if *st.dst, err = db.Prepare(st.query); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("idempotency/sqlite: prepare statements in %s: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 // Close closes the database. Operations after Close fail with an error
@@ -101,6 +123,9 @@ func Open(path string) (*Store, error) {
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	for _, st := range []*sql.Stmt{s.stmts.get, s.stmts.put, s.stmts.complete, s.stmts.release} {
+		_ = st.Close()
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("idempotency/sqlite: close %s: %w", s.path, err)
@@ -154,15 +179,14 @@ func (s *Store) claim(ctx context.Context, reqs []idempotency.Request,
 
 	// Read the clock once the write lock is held.
 	nowUS := s.now().UnixMicro()
+	get, put := tx.StmtContext(ctx, s.stmts.get), tx.StmtContext(ctx, s.stmts.put)
 	for i, r := range reqs {
 		var (
 			fp, token, until int64
 			state            int
 			exists           = true
 		)
-		err := tx.QueryRowContext(ctx,
-			`SELECT fingerprint, token, state, until_us FROM herald_idempotency WHERE key = ?`,
-			r.Key).Scan(&fp, &token, &state, &until)
+		err := get.QueryRowContext(ctx, r.Key).Scan(&fp, &token, &state, &until)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			exists = false
@@ -186,11 +210,7 @@ func (s *Store) claim(ctx context.Context, reqs []idempotency.Request,
 		// Free, released or expired: take it with a larger token.
 		newToken := max(token+1, nowUS)
 		leaseEnd := nowUS + max(r.Lease.Microseconds(), 1)
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO herald_idempotency (key, fingerprint, token, state, until_us)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
-				token = excluded.token, state = excluded.state, until_us = excluded.until_us`,
+		_, err = put.ExecContext(ctx,
 			r.Key, int64(r.Fingerprint), newToken, stateHeld, leaseEnd)
 		if err != nil {
 			return err
@@ -209,24 +229,18 @@ func (s *Store) claim(ctx context.Context, reqs []idempotency.Request,
 func (s *Store) Complete(ctx context.Context, key string, token idempotency.Token,
 	retain time.Duration) error {
 	until := s.now().Add(retain).UnixMicro()
-	return s.settle(ctx, "complete", key, token,
-		`UPDATE herald_idempotency SET state = ?, until_us = ?
-		WHERE key = ? AND token = ? AND state = ?`,
-		stateCompleted, until, key, int64(token), stateHeld)
+	return s.settle(ctx, "complete", key, token, s.stmts.complete, stateCompleted, until, key, int64(token), stateHeld)
 }
 
 // Release implements idempotency.Store. The row keeps its token, so that
 // the next claim's token is larger still.
 func (s *Store) Release(ctx context.Context, key string, token idempotency.Token) error {
 	now := s.now().UnixMicro()
-	return s.settle(ctx, "release", key, token,
-		`UPDATE herald_idempotency SET state = ?, until_us = min(until_us, ?)
-		WHERE key = ? AND token = ? AND state = ?`,
-		stateReleased, now, key, int64(token), stateHeld)
+	return s.settle(ctx, "release", key, token, s.stmts.release, stateReleased, now, key, int64(token), stateHeld)
 }
 
 func (s *Store) settle(ctx context.Context, op, key string, token idempotency.Token,
-	query string, args ...any) error {
+	stmt *sql.Stmt, args ...any) error {
 	if err := idempotency.ValidateKey(key); err != nil {
 		return err
 	}
@@ -236,7 +250,7 @@ func (s *Store) settle(ctx context.Context, op, key string, token idempotency.To
 			return err
 		}
 		defer func() { _ = tx.Rollback() }()
-		res, err := tx.ExecContext(ctx, query, args...)
+		res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
