@@ -162,7 +162,9 @@ func (s *Store) settle(ctx context.Context, op, query, key string, token idempot
 
 // Cleanup deletes up to limit rows whose lease or retention ended (oldest
 // first) and returns how many it deleted. Claims already ignore such
-// rows; Cleanup only keeps the table small. Many consumers may run it at
+// rows; Cleanup only keeps the table small. A removed claim whose lease
+// had ended can no longer be completed: its worker's Complete fails with
+// ErrStaleToken. Many consumers may run it at
 // once: each skips the rows another is deleting (FOR UPDATE SKIP LOCKED).
 // Call it periodically, e.g. every minute with a limit of 10000, until it
 // returns fewer than limit.

@@ -133,7 +133,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Claim implements idempotency.Store.
+// Claim implements idempotency.Store. Leases count whole microseconds,
+// at least 1.
 func (s *Store) Claim(ctx context.Context, key string, fingerprint uint64,
 	lease time.Duration) (idempotency.Result, error) {
 	req := []idempotency.Request{{Key: key, Fingerprint: fingerprint, Lease: lease}}
@@ -270,7 +271,9 @@ func (s *Store) settle(ctx context.Context, op, key string, token idempotency.To
 
 // Cleanup deletes up to limit rows whose lease or retention ended, and
 // returns how many it deleted. Claims already ignore such rows; Cleanup
-// only keeps the file small. Call it periodically, e.g. every minute with
+// only keeps the file small. A removed claim whose lease had ended can no
+// longer be completed: its worker's Complete fails with ErrStaleToken.
+// Call it periodically, e.g. every minute with
 // a limit of 10000, until it returns fewer than limit.
 func (s *Store) Cleanup(ctx context.Context, limit int) (int64, error) {
 	if limit <= 0 {
