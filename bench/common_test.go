@@ -50,6 +50,12 @@ var leakOptions = []goleak.Option{
 	goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
 	goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	// gocloud.dev's OpenCensus metrics start a worker at init.
+	goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+	// The v2 Pub/Sub client's streaming pull, under gocloud.dev's
+	// subscription, keeps a keep-alive goroutine after Shutdown.
+	goleak.IgnoreAnyFunction(
+		"cloud.google.com/go/pubsub/v2.(*messageIterator).streamKeepAliveHandler"),
 }
 
 // template is a 1 KiB JSON order; body writes a number into a copy of it,
