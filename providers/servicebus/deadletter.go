@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 
@@ -24,7 +25,9 @@ type deadLetters struct {
 	consumer string
 	path     string
 	recv     *azservicebus.Receiver
-	sender   *azservicebus.Sender
+
+	mu     sync.Mutex // guards sender
+	sender *azservicebus.Sender
 }
 
 // OpenDeadLetters opens the consumer's dead-letter queue: the
@@ -90,13 +93,17 @@ func (q *deadLetters) Release(ctx context.Context, d *providers.Delivery) error 
 // consumer, so that only its subscription gets them, as new messages
 // (attempts start again at 1).
 func (q *deadLetters) Redrive(ctx context.Context, msgs []*providers.Message) error {
+	q.mu.Lock()
 	if q.sender == nil {
 		s, err := q.p.openSender(ctx, q.topic)
 		if err != nil {
+			q.mu.Unlock()
 			return err
 		}
 		q.sender = s
 	}
+	sender := q.sender
+	q.mu.Unlock()
 	clean := make([]*providers.Message, len(msgs))
 	for i, m := range msgs {
 		c := *m
@@ -110,7 +117,7 @@ func (q *deadLetters) Redrive(ctx context.Context, msgs []*providers.Message) er
 		}
 		clean[i] = &c
 	}
-	return sendBatch(ctx, q.p, q.sender, q.topic, clean,
+	return sendBatch(ctx, q.p, sender, q.topic, clean,
 		map[string]any{providers.AttrTarget: q.consumer})
 }
 
@@ -143,9 +150,12 @@ func (q *deadLetters) Count(ctx context.Context) (int, error) {
 
 // Close closes the queue's receiver and sender.
 func (q *deadLetters) Close() error {
+	q.mu.Lock()
 	if q.sender != nil {
 		closeSender(q.sender)
+		q.sender = nil
 	}
+	q.mu.Unlock()
 	closeReceiver(q.recv)
 	return nil
 }

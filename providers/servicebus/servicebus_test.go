@@ -301,3 +301,30 @@ func TestProvisionIsIdempotentAndChecksNames(t *testing.T) {
 		t.Errorf("a 51-character consumer: %v, want ErrInvalid", err)
 	}
 }
+
+func TestDelayedNackAfterLostLockLeavesNoCopy(t *testing.T) {
+	p := newProvider(t)
+	topic := topicName(t)
+	tp := setup(t, p, providers.Topology{Topic: topic, Consumers: []string{"c"},
+		Lease: time.Second})
+	if err := tp.SendBatch(ctxFor(t, 10*time.Second), msgs("m", 1)); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, p, topic, "c")
+	d := receiveN(t, s, 1)[0]
+	time.Sleep(time.Until(d.LeaseUntil) + 300*time.Millisecond)
+	err := s.Nack(ctxFor(t, 5*time.Second), d, 200*time.Millisecond)
+	if !errors.Is(err, providers.ErrLeaseLost) {
+		t.Fatalf("delayed Nack after the lock ended: %v, want ErrLeaseLost", err)
+	}
+	// The original comes back (attempt 2); the scheduled copy was cancelled.
+	d2 := receiveN(t, s, 1)[0]
+	if d2.ProviderID != d.ProviderID || d2.Attempt != 2 {
+		t.Errorf("got %s attempt %d, want the original %s at attempt 2",
+			d2.ProviderID, d2.Attempt, d.ProviderID)
+	}
+	if err := s.Ack(ctxFor(t, 5*time.Second), d2); err != nil {
+		t.Fatal(err)
+	}
+	receiveNone(t, s, time.Second)
+}

@@ -36,9 +36,11 @@ type subscription struct {
 	path  string
 	recv  *azservicebus.Receiver
 
-	// sender sends delayed copies (Nack with a delay); opened on first use.
+	// sender sends delayed copies (Nack with a delay); opened on first
+	// use and closed by Close.
 	senderMu sync.Mutex
 	sender   *azservicebus.Sender
+	closed   bool
 }
 
 // handle is a delivery's settlement token: the received message and
@@ -236,6 +238,9 @@ func (s *subscription) Nack(ctx context.Context, d *providers.Delivery, delay ti
 func (s *subscription) delaySender(ctx context.Context) (*azservicebus.Sender, error) {
 	s.senderMu.Lock()
 	defer s.senderMu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("%w: servicebus: subscription %s", providers.ErrClosed, s.path)
+	}
 	if s.sender != nil {
 		return s.sender, nil
 	}
@@ -318,6 +323,7 @@ func (s *subscription) DeadLetter(ctx context.Context, d *providers.Delivery,
 // Close closes the receiver. Locked messages come back after their lock.
 func (s *subscription) Close() error {
 	s.senderMu.Lock()
+	s.closed = true
 	if s.sender != nil {
 		closeSender(s.sender)
 		s.sender = nil
