@@ -79,7 +79,7 @@ func (d *decoder) described() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Described{Descriptor: desc, Value: val}, nil
+	return described{Descriptor: desc, Value: val}, nil
 }
 
 // width reads a size or count of one or four bytes.
@@ -113,7 +113,7 @@ func (d *decoder) byCode(code byte) (any, error) {
 	case 0x44:
 		return uint64(0), nil
 	case 0x45:
-		return List{}, nil
+		return list{}, nil
 	}
 	switch code >> 4 {
 	case 0x5: // one byte
@@ -162,9 +162,9 @@ func (d *decoder) byCode(code byte) (any, error) {
 		case 0x72:
 			return math.Float32frombits(u), nil
 		case 0x73:
-			return Char(u), nil
+			return char(u), nil
 		case 0x74:
-			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+			return decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
 		}
 	case 0x8: // eight bytes
 		b, err := d.need(8)
@@ -182,7 +182,7 @@ func (d *decoder) byCode(code byte) (any, error) {
 		case 0x83:
 			return time.UnixMilli(int64(u)).UTC(), nil
 		case 0x84:
-			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+			return decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
 		}
 	case 0x9: // sixteen bytes
 		b, err := d.need(16)
@@ -191,9 +191,9 @@ func (d *decoder) byCode(code byte) (any, error) {
 		}
 		switch code {
 		case 0x94:
-			return Decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
+			return decimal{Code: code, Raw: append([]byte(nil), b...)}, nil
 		case 0x98:
-			return UUID(b), nil
+			return uuid(b), nil
 		}
 	case 0xa, 0xb: // variable width
 		n, err := d.width(code>>4 == 0xb)
@@ -213,7 +213,7 @@ func (d *decoder) byCode(code byte) (any, error) {
 			}
 			return string(b), nil
 		case 0x3:
-			return Symbol(b), nil
+			return symbol(b), nil
 		}
 	case 0xc, 0xd: // list and map
 		return d.compound(code)
@@ -249,7 +249,7 @@ func (d *decoder) compound(code byte) (any, error) {
 	}
 	switch code & 0x0f {
 	case 0x0:
-		l := make(List, 0, count)
+		l := make(list, 0, count)
 		for range count {
 			v, err := sub.value()
 			if err != nil {
@@ -262,7 +262,7 @@ func (d *decoder) compound(code byte) (any, error) {
 		if count%2 != 0 {
 			return nil, errors.New("amqp: map with an odd element count")
 		}
-		m := make(Map, 0, count/2)
+		m := make(amqpMap, 0, count/2)
 		for range count / 2 {
 			k, err := sub.value()
 			if err != nil {
@@ -272,7 +272,7 @@ func (d *decoder) compound(code byte) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			m = append(m, Pair{k, v})
+			m = append(m, pair{k, v})
 		}
 		return m, nil
 	}
@@ -320,14 +320,14 @@ func (d *decoder) array(four bool) (any, error) {
 	if count > len(body) && !(zeroWidth && count <= 1<<16) {
 		return nil, errTooMany
 	}
-	a := make(Array, 0, count)
+	a := make(amqpArray, 0, count)
 	for range count {
 		v, err := sub.byCode(code)
 		if err != nil {
 			return nil, err
 		}
 		if desc != nil {
-			v = Described{Descriptor: desc, Value: v}
+			v = described{Descriptor: desc, Value: v}
 		}
 		a = append(a, v)
 	}

@@ -80,7 +80,7 @@ func (c *conn) run() error {
 	}
 	var ce connError
 	if errors.As(err, &ce) {
-		c.out.frame(frameAMQP, 0, perf(codeClose, List{ce.e.value()}), nil)
+		c.out.frame(frameAMQP, 0, perf(codeClose, list{ce.e.value()}), nil)
 	}
 	return err
 }
@@ -113,7 +113,7 @@ func (c *conn) sasl() error {
 	if _, err := c.nc.Write(headerSASL); err != nil {
 		return err
 	}
-	mechs := perf(codeSASLMechanisms, List{Array{Symbol("ANONYMOUS"), Symbol("PLAIN")}})
+	mechs := perf(codeSASLMechanisms, list{amqpArray{symbol("ANONYMOUS"), symbol("PLAIN")}})
 	if _, err := c.nc.Write(appendFrame(nil, frameSASL, 0, mechs, nil)); err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (c *conn) sasl() error {
 	if f.typ != frameSASL || f.code != codeSASLInit {
 		return fmt.Errorf("servicebus emulator: expected sasl-init, got code 0x%x", f.code)
 	}
-	outcome := perf(codeSASLOutcome, List{uint8(0)})
+	outcome := perf(codeSASLOutcome, list{uint8(0)})
 	_, err = c.nc.Write(appendFrame(nil, frameSASL, 0, outcome, nil))
 	return err
 }
@@ -169,7 +169,7 @@ func (c *conn) readOpen() error {
 		beat = min(beat, max(time.Duration(ms)*time.Millisecond/2, 100*time.Millisecond))
 	}
 	c.out.startHeartbeat(beat)
-	c.out.frame(frameAMQP, 0, perf(codeOpen, List{
+	c.out.frame(frameAMQP, 0, perf(codeOpen, list{
 		"herald-servicebus-emulator", nil, uint32(MaxFrameSize), uint16(maxSessions - 1),
 		uint32(idleTimeout / time.Millisecond),
 	}), nil)
@@ -230,7 +230,7 @@ func (c *conn) begin(f frame) error {
 	next, _ := f.fields.u32(1)
 	s := newSession(c, f.channel, next)
 	c.sessions[f.channel] = s
-	c.out.frame(frameAMQP, s.ch, perf(codeBegin, List{
+	c.out.frame(frameAMQP, s.ch, perf(codeBegin, list{
 		f.channel, uint32(0), uint32(sessionWindow), uint32(0xffffffff), uint32(0xfffffffe),
 	}), nil)
 	return nil

@@ -38,14 +38,14 @@ func (l *inLink) onTransfer(f frame) error {
 	}
 	payload := l.partial
 	l.partial = nil
-	var state any = Described{uint64(codeAccepted), List{}}
+	var state any = described{uint64(codeAccepted), list{}}
 	if e := l.accept(payload); e != nil {
-		state = Described{uint64(codeRejected), List{e.value()}}
+		state = described{uint64(codeRejected), list{e.value()}}
 	}
 	if !l.settled {
 		s := l.s
 		s.c.out.frame(frameAMQP, s.ch,
-			perf(codeDisposition, List{true, l.partialID, nil, true, state}), nil)
+			perf(codeDisposition, list{true, l.partialID, nil, true, state}), nil)
 	}
 	return nil
 }
@@ -93,7 +93,7 @@ func (c *conn) request(payload []byte, serve func(*message) *message) *amqpError
 	replyTo, _ := req.prop(4).(string)
 	resp := serve(req)
 	resp.props = fields{nil, nil, replyTo, nil, nil, req.prop(0)}
-	resp.propsRaw = appendValue(nil, Described{uint64(secProperties), trim(List(resp.props))})
+	resp.propsRaw = appendValue(nil, described{uint64(secProperties), trim(list(resp.props))})
 	l := c.replies[replyTo]
 	if l == nil {
 		return nil // nobody listens; the real service drops it too
@@ -134,7 +134,7 @@ func (s *session) disposition(f frame) {
 	if o.kind == outcomeDeadLetter {
 		// Echoing the error would fail the client's settlement: the
 		// service answers a dead-letter with a bare rejected.
-		state = Described{uint64(codeRejected), List{}}
+		state = described{uint64(codeRejected), list{}}
 	}
 	runStart, runOK := first, true
 	flush := func(end uint32) {
@@ -143,10 +143,10 @@ func (s *session) disposition(f frame) {
 		}
 		st := state
 		if !runOK {
-			st = Described{uint64(codeRejected), List{(&amqpError{Condition: condLockLost,
+			st = described{uint64(codeRejected), list{(&amqpError{Condition: condLockLost,
 				Description: errLockLost.Error()}).value()}}
 		}
-		s.c.out.frame(frameAMQP, s.ch, perf(codeDisposition, List{false, runStart, end, true, st}), nil)
+		s.c.out.frame(frameAMQP, s.ch, perf(codeDisposition, list{false, runStart, end, true, st}), nil)
 	}
 	for id := first; ; id++ {
 		s.mu.Lock()
@@ -180,7 +180,7 @@ func outcomeOf(state any) (settleOutcome, bool) {
 	case codeReleased:
 		return settleOutcome{kind: outcomeAbandon}, true
 	case codeModified:
-		props, _ := f.get(2).(Map)
+		props, _ := f.get(2).(amqpMap)
 		if f.boolean(1) {
 			return settleOutcome{kind: outcomeDefer, props: props}, true
 		}
@@ -190,7 +190,7 @@ func outcomeOf(state any) (settleOutcome, bool) {
 		if e := parseError(f.get(0)); e != nil {
 			for _, p := range e.Info {
 				k := p.Key
-				if s, ok := k.(Symbol); ok {
+				if s, ok := k.(symbol); ok {
 					k = string(s)
 				}
 				switch k {

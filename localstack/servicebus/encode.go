@@ -62,27 +62,27 @@ func appendValue(b []byte, v any) []byte {
 		return binary.BigEndian.AppendUint32(append(b, 0x72), math.Float32bits(x))
 	case float64:
 		return binary.BigEndian.AppendUint64(append(b, 0x82), math.Float64bits(x))
-	case Char:
+	case char:
 		return binary.BigEndian.AppendUint32(append(b, 0x73), uint32(x))
 	case time.Time:
 		return binary.BigEndian.AppendUint64(append(b, 0x83), uint64(x.UnixMilli()))
-	case UUID:
+	case uuid:
 		return append(append(b, 0x98), x[:]...)
-	case Decimal:
+	case decimal:
 		return append(append(b, x.Code), x.Raw...)
 	case []byte:
 		return appendVariable(b, 0xa0, x)
 	case string:
 		return appendVariable(b, 0xa1, []byte(x))
-	case Symbol:
+	case symbol:
 		return appendVariable(b, 0xa3, []byte(x))
-	case List:
+	case list:
 		return appendList(b, x)
-	case Map:
+	case amqpMap:
 		return appendMap(b, x)
-	case Array:
+	case amqpArray:
 		return appendArray(b, x)
-	case Described:
+	case described:
 		return appendValue(appendValue(append(b, 0x00), x.Descriptor), x.Value)
 	}
 	return append(b, 0x40)
@@ -111,7 +111,7 @@ func appendCompound(b []byte, code byte, count int, fill func([]byte) []byte) []
 	return b
 }
 
-func appendList(b []byte, l List) []byte {
+func appendList(b []byte, l list) []byte {
 	if len(l) == 0 {
 		return append(b, 0x45)
 	}
@@ -123,7 +123,7 @@ func appendList(b []byte, l List) []byte {
 	})
 }
 
-func appendMap(b []byte, m Map) []byte {
+func appendMap(b []byte, m amqpMap) []byte {
 	return appendCompound(b, 0xd1, 2*len(m), func(b []byte) []byte {
 		for _, p := range m {
 			b = appendValue(appendValue(b, p.Key), p.Value)
@@ -136,7 +136,7 @@ func appendMap(b []byte, m Map) []byte {
 // element. Every element must have the first one's Go type (and, for
 // described elements, its descriptor); others are written as that type's
 // zero value, so that a programming error never corrupts the frame.
-func appendArray(b []byte, a Array) []byte {
+func appendArray(b []byte, a amqpArray) []byte {
 	b = append(b, 0xf0, 0, 0, 0, 0)
 	start := len(b)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(a)))
@@ -144,14 +144,14 @@ func appendArray(b []byte, a Array) []byte {
 		b = append(b, 0x40)
 	} else {
 		first := a[0]
-		if d, ok := first.(Described); ok {
+		if d, ok := first.(described); ok {
 			b = appendValue(append(b, 0x00), d.Descriptor)
 			first = d.Value
 		}
 		code := wideCode(first)
 		b = append(b, code)
 		for _, v := range a {
-			if d, ok := v.(Described); ok {
+			if d, ok := v.(described); ok {
 				v = d.Value
 			}
 			if wideCode(v) != code {
@@ -190,25 +190,25 @@ func wideCode(v any) byte {
 		return 0x72
 	case float64:
 		return 0x82
-	case Char:
+	case char:
 		return 0x73
 	case time.Time:
 		return 0x83
-	case UUID:
+	case uuid:
 		return 0x98
-	case Decimal:
+	case decimal:
 		return x.Code
 	case []byte:
 		return 0xb0
 	case string:
 		return 0xb1
-	case Symbol:
+	case symbol:
 		return 0xb3
-	case List:
+	case list:
 		return 0xd0
-	case Map:
+	case amqpMap:
 		return 0xd1
-	case Array:
+	case amqpArray:
 		return 0xf0
 	}
 	return 0x40
@@ -216,9 +216,9 @@ func wideCode(v any) byte {
 
 func zeroOf(v any) any {
 	switch v.(type) {
-	case Decimal:
+	case decimal:
 		return v
-	case nil, Described:
+	case nil, described:
 		return nil
 	}
 	return reflect.Zero(reflect.TypeOf(v)).Interface()
@@ -244,7 +244,7 @@ func appendBare(b []byte, v any) []byte {
 		return binary.BigEndian.AppendUint32(b, x)
 	case int32:
 		return binary.BigEndian.AppendUint32(b, uint32(x))
-	case Char:
+	case char:
 		return binary.BigEndian.AppendUint32(b, uint32(x))
 	case float32:
 		return binary.BigEndian.AppendUint32(b, math.Float32bits(x))
@@ -260,17 +260,17 @@ func appendBare(b []byte, v any) []byte {
 		return binary.BigEndian.AppendUint64(b, math.Float64bits(x))
 	case time.Time:
 		return binary.BigEndian.AppendUint64(b, uint64(x.UnixMilli()))
-	case UUID:
+	case uuid:
 		return append(b, x[:]...)
-	case Decimal:
+	case decimal:
 		return append(b, x.Raw...)
 	case []byte:
 		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
 	case string:
 		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
-	case Symbol:
+	case symbol:
 		return append(binary.BigEndian.AppendUint32(b, uint32(len(x))), x...)
-	case List:
+	case list:
 		n := len(b)
 		b = appendCompound(b, 0xd0, len(x), func(b []byte) []byte {
 			for _, v := range x {
@@ -279,11 +279,11 @@ func appendBare(b []byte, v any) []byte {
 			return b
 		})
 		return append(b[:n], b[n+1:]...)
-	case Map:
+	case amqpMap:
 		n := len(b)
 		b = appendMap(b, x)
 		return append(b[:n], b[n+1:]...)
-	case Array:
+	case amqpArray:
 		n := len(b)
 		b = appendArray(b, x)
 		return append(b[:n], b[n+1:]...)

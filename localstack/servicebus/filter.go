@@ -116,7 +116,7 @@ func normalize(v any) any {
 		return float64(x)
 	case float32:
 		return float64(x)
-	case Symbol:
+	case symbol:
 		return string(x)
 	}
 	return v

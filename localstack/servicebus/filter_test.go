@@ -9,7 +9,7 @@ import (
 	"github.com/seed06bc8277/herald/providers"
 )
 
-func msgWith(props Map, sys fields) *message { return &message{appProps: props, props: sys} }
+func msgWith(props amqpMap, sys fields) *message { return &message{appProps: props, props: sys} }
 
 func TestSQLFilter(t *testing.T) {
 	target := `"herald-target" IS NULL OR "herald-target" = 'C'`
@@ -19,21 +19,21 @@ func TestSQLFilter(t *testing.T) {
 		want bool
 	}{
 		{target, msgWith(nil, nil), true},
-		{target, msgWith(Map{{"herald-target", "C"}}, nil), true},
-		{target, msgWith(Map{{"herald-target", "D"}}, nil), false},
+		{target, msgWith(amqpMap{{"herald-target", "C"}}, nil), true},
+		{target, msgWith(amqpMap{{"herald-target", "D"}}, nil), false},
 		{"1=1", msgWith(nil, nil), true},
 		{"1=0", msgWith(nil, nil), false},
-		{"n > 5 AND n <= 7", msgWith(Map{{"n", int64(7)}}, nil), true},
-		{"n > 5 AND n <= 7", msgWith(Map{{"n", int32(8)}}, nil), false},
-		{"NOT (color = 'red')", msgWith(Map{{"color", "blue"}}, nil), true},
+		{"n > 5 AND n <= 7", msgWith(amqpMap{{"n", int64(7)}}, nil), true},
+		{"n > 5 AND n <= 7", msgWith(amqpMap{{"n", int32(8)}}, nil), false},
+		{"NOT (color = 'red')", msgWith(amqpMap{{"color", "blue"}}, nil), true},
 		{"color <> 'red'", msgWith(nil, nil), false}, // unknown is not true
-		{"color IN ('red', 'blue')", msgWith(Map{{"color", "blue"}}, nil), true},
-		{"color NOT IN ('red', 'blue')", msgWith(Map{{"color", "green"}}, nil), true},
-		{"sys.Label = 'paint' AND user.[it's] = 'x'", msgWith(Map{{"it's", "x"}},
+		{"color IN ('red', 'blue')", msgWith(amqpMap{{"color", "blue"}}, nil), true},
+		{"color NOT IN ('red', 'blue')", msgWith(amqpMap{{"color", "green"}}, nil), true},
+		{"sys.Label = 'paint' AND user.[it's] = 'x'", msgWith(amqpMap{{"it's", "x"}},
 			fields{nil, nil, nil, "paint"}), true},
 		{"sys.MessageId = 'it''s'", msgWith(nil, fields{"it's"}), true},
-		{"flag = TRUE", msgWith(Map{{"flag", true}}, nil), true},
-		{"x IS NOT NULL", msgWith(Map{{"x", 1.5}}, nil), true},
+		{"flag = TRUE", msgWith(amqpMap{{"flag", true}}, nil), true},
+		{"x IS NOT NULL", msgWith(amqpMap{{"x", 1.5}}, nil), true},
 	}
 	for _, tc := range cases {
 		f, err := parseSQL(tc.expr)
@@ -53,13 +53,13 @@ func TestSQLFilter(t *testing.T) {
 
 func TestCorrelationFilter(t *testing.T) {
 	f := CorrelationFilter{Subject: "s", Properties: map[string]any{"n": 5.0, "k": "v"}}
-	if !f.matches(msgWith(Map{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "s"})) {
+	if !f.matches(msgWith(amqpMap{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "s"})) {
 		t.Error("matching message rejected")
 	}
-	if f.matches(msgWith(Map{{"n", int32(5)}}, fields{nil, nil, nil, "s"})) {
+	if f.matches(msgWith(amqpMap{{"n", int32(5)}}, fields{nil, nil, nil, "s"})) {
 		t.Error("message without k accepted")
 	}
-	if f.matches(msgWith(Map{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "t"})) {
+	if f.matches(msgWith(amqpMap{{"n", int32(5)}, {"k", "v"}}, fields{nil, nil, nil, "t"})) {
 		t.Error("message with another subject accepted")
 	}
 }

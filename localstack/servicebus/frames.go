@@ -41,30 +41,30 @@ const (
 // Error conditions the emulator sends (OASIS AMQP 1.0, 2.8.15 onwards, and
 // the com.microsoft conditions Service Bus adds).
 const (
-	condInternal          Symbol = "amqp:internal-error"
-	condNotFound          Symbol = "amqp:not-found"
-	condDecode            Symbol = "amqp:decode-error"
-	condNotAllowed        Symbol = "amqp:not-allowed"
-	condNotImplemented    Symbol = "amqp:not-implemented"
-	condInvalidField      Symbol = "amqp:invalid-field"
-	condFramingError      Symbol = "amqp:connection:framing-error"
-	condUnattachedHandle  Symbol = "amqp:session:unattached-handle"
-	condHandleInUse       Symbol = "amqp:session:handle-in-use"
-	condWindowViolation   Symbol = "amqp:session:window-violation"
-	condMessageSize       Symbol = "amqp:link:message-size-exceeded"
-	condLockLost          Symbol = "com.microsoft:message-lock-lost"
-	condDeadLetter        Symbol = "com.microsoft:dead-letter"
-	condSessionsNotFound  Symbol = "com.microsoft:session-cannot-be-locked"
-	condDetachForced      Symbol = "amqp:link:detach-forced"
-	condConnectionForced  Symbol = "amqp:connection:forced"
-	condResourceExhausted Symbol = "amqp:resource-limit-exceeded"
+	condInternal          symbol = "amqp:internal-error"
+	condNotFound          symbol = "amqp:not-found"
+	condDecode            symbol = "amqp:decode-error"
+	condNotAllowed        symbol = "amqp:not-allowed"
+	condNotImplemented    symbol = "amqp:not-implemented"
+	condInvalidField      symbol = "amqp:invalid-field"
+	condFramingError      symbol = "amqp:connection:framing-error"
+	condUnattachedHandle  symbol = "amqp:session:unattached-handle"
+	condHandleInUse       symbol = "amqp:session:handle-in-use"
+	condWindowViolation   symbol = "amqp:session:window-violation"
+	condMessageSize       symbol = "amqp:link:message-size-exceeded"
+	condLockLost          symbol = "com.microsoft:message-lock-lost"
+	condDeadLetter        symbol = "com.microsoft:dead-letter"
+	condSessionsNotFound  symbol = "com.microsoft:session-cannot-be-locked"
+	condDetachForced      symbol = "amqp:link:detach-forced"
+	condConnectionForced  symbol = "amqp:connection:forced"
+	condResourceExhausted symbol = "amqp:resource-limit-exceeded"
 )
 
 // amqpError is the AMQP error type (0x1d).
 type amqpError struct {
-	Condition   Symbol
+	Condition   symbol
 	Description string
-	Info        Map
+	Info        amqpMap
 }
 
 func (e *amqpError) Error() string { return string(e.Condition) + ": " + e.Description }
@@ -77,10 +77,10 @@ func (e *amqpError) value() any {
 	if e.Info != nil {
 		info = e.Info
 	}
-	return Described{uint64(codeError), trim(List{e.Condition, e.Description, info})}
+	return described{uint64(codeError), trim(list{e.Condition, e.Description, info})}
 }
 
-func newError(cond Symbol, format string, args ...any) *amqpError {
+func newError(cond symbol, format string, args ...any) *amqpError {
 	return &amqpError{Condition: cond, Description: fmt.Sprintf(format, args...)}
 }
 
@@ -92,14 +92,14 @@ func parseError(v any) *amqpError {
 		return nil
 	}
 	e := &amqpError{}
-	e.Condition, _ = f.get(0).(Symbol)
+	e.Condition, _ = f.get(0).(symbol)
 	e.Description, _ = f.get(1).(string)
-	e.Info, _ = f.get(2).(Map)
+	e.Info, _ = f.get(2).(amqpMap)
 	return e
 }
 
 // fields is the field list of a composite type.
-type fields List
+type fields list
 
 func (f fields) get(i int) any {
 	if i < len(f) {
@@ -140,7 +140,7 @@ func (f fields) boolean(i int) bool {
 
 // composite splits a described list into its fields and ulong code.
 func composite(v any) (fields, uint64, bool) {
-	d, ok := v.(Described)
+	d, ok := v.(described)
 	if !ok {
 		return nil, 0, false
 	}
@@ -149,7 +149,7 @@ func composite(v any) (fields, uint64, bool) {
 		return nil, 0, false
 	}
 	switch l := d.Value.(type) {
-	case List:
+	case list:
 		return fields(l), code, true
 	case nil:
 		return nil, code, true
@@ -158,7 +158,7 @@ func composite(v any) (fields, uint64, bool) {
 }
 
 // symbolic maps the symbolic descriptors of the types above to codes.
-var symbolic = map[Symbol]uint64{
+var symbolic = map[symbol]uint64{
 	"amqp:open:list": codeOpen, "amqp:begin:list": codeBegin,
 	"amqp:attach:list": codeAttach, "amqp:flow:list": codeFlow,
 	"amqp:transfer:list": codeTransfer, "amqp:disposition:list": codeDisposition,
@@ -173,7 +173,7 @@ func descriptorCode(d any) (uint64, bool) {
 	switch x := d.(type) {
 	case uint64:
 		return x, true
-	case Symbol:
+	case symbol:
 		c, ok := symbolic[x]
 		return c, ok
 	}
@@ -181,7 +181,7 @@ func descriptorCode(d any) (uint64, bool) {
 }
 
 // trim drops trailing nulls, which the spec treats as absent fields.
-func trim(l List) List {
+func trim(l list) list {
 	for len(l) > 0 && l[len(l)-1] == nil {
 		l = l[:len(l)-1]
 	}
@@ -189,8 +189,8 @@ func trim(l List) List {
 }
 
 // perf builds a described performative.
-func perf(code uint64, l List) Described {
-	return Described{code, trim(l)}
+func perf(code uint64, l list) described {
+	return described{code, trim(l)}
 }
 
 // frameHeaderSize is the size of the fixed frame header; the emulator

@@ -13,11 +13,11 @@ func seedValues() [][]byte {
 	vals := []any{
 		nil, true, false, uint8(7), uint16(300), uint32(0), uint32(9), uint32(70000),
 		uint64(0), uint64(5), uint64(1 << 40), int8(-3), int16(-300), int32(-5), int32(1 << 20),
-		int64(-7), int64(1 << 40), float32(1.5), float64(-2.25), Char('é'),
-		time.UnixMilli(1700000000123).UTC(), UUID{1, 2, 3}, []byte("bin"), "str", Symbol("sym"),
-		List{}, List{uint32(1), "a", nil}, Map{{Symbol("k"), int64(1)}, {"s", List{true}}},
-		Array{int64(1), int64(2)}, Array{Symbol("ANONYMOUS")}, Array{UUID{9}}, Array{},
-		Described{uint64(codeOpen), List{"c"}}, Decimal{Code: 0x74, Raw: []byte{1, 2, 3, 4}},
+		int64(-7), int64(1 << 40), float32(1.5), float64(-2.25), char('é'),
+		time.UnixMilli(1700000000123).UTC(), uuid{1, 2, 3}, []byte("bin"), "str", symbol("sym"),
+		list{}, list{uint32(1), "a", nil}, amqpMap{{symbol("k"), int64(1)}, {"s", list{true}}},
+		amqpArray{int64(1), int64(2)}, amqpArray{symbol("ANONYMOUS")}, amqpArray{uuid{9}}, amqpArray{},
+		described{uint64(codeOpen), list{"c"}}, decimal{Code: 0x74, Raw: []byte{1, 2, 3, 4}},
 	}
 	var out [][]byte
 	for _, v := range vals {
@@ -61,21 +61,21 @@ func equalValues(a, b any) bool {
 	case float64:
 		y, ok := b.(float64)
 		return ok && (x == y || x != x && y != y)
-	case List:
-		y, ok := b.(List)
+	case list:
+		y, ok := b.(list)
 		return ok && len(x) == len(y) &&
 			allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
-	case Array:
-		y, ok := b.(Array)
+	case amqpArray:
+		y, ok := b.(amqpArray)
 		return ok && len(x) == len(y) &&
 			allEqual(len(x), func(i int) bool { return equalValues(x[i], y[i]) })
-	case Map:
-		y, ok := b.(Map)
+	case amqpMap:
+		y, ok := b.(amqpMap)
 		return ok && len(x) == len(y) && allEqual(len(x), func(i int) bool {
 			return equalValues(x[i].Key, y[i].Key) && equalValues(x[i].Value, y[i].Value)
 		})
-	case Described:
-		y, ok := b.(Described)
+	case described:
+		y, ok := b.(described)
 		return ok && equalValues(x.Descriptor, y.Descriptor) && equalValues(x.Value, y.Value)
 	}
 	return reflect.DeepEqual(a, b)
@@ -92,11 +92,11 @@ func allEqual(n int, eq func(int) bool) bool {
 
 // FuzzParseFrame checks the frame and message decoders on hostile bytes.
 func FuzzParseFrame(f *testing.F) {
-	f.Add(appendFrame(nil, frameAMQP, 0, perf(codeOpen, List{"c", "h", uint32(65536)}), nil))
-	msg := &message{body: appendValue(nil, Described{uint64(secData), []byte("x")})}
-	f.Add(appendFrame(nil, frameAMQP, 1, perf(codeTransfer, List{uint32(0), uint32(1), []byte{1}}),
+	f.Add(appendFrame(nil, frameAMQP, 0, perf(codeOpen, list{"c", "h", uint32(65536)}), nil))
+	msg := &message{body: appendValue(nil, described{uint64(secData), []byte("x")})}
+	f.Add(appendFrame(nil, frameAMQP, 1, perf(codeTransfer, list{uint32(0), uint32(1), []byte{1}}),
 		msg.encode(nil, nil, time.Time{})))
-	f.Add(appendFrame(nil, frameSASL, 0, perf(codeSASLInit, List{Symbol("ANONYMOUS")}), nil))
+	f.Add(appendFrame(nil, frameSASL, 0, perf(codeSASLInit, list{symbol("ANONYMOUS")}), nil))
 	f.Add([]byte{0, 0, 0, 8, 2, 0, 0, 0})
 	f.Add([]byte{0, 0, 0, 12, 9, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -108,7 +108,7 @@ func FuzzParseFrame(f *testing.F) {
 			return
 		}
 		if m, err := parseMessage(fr.payload); err == nil {
-			_ = m.encode(nil, &UUID{}, time.Time{})
+			_ = m.encode(nil, &uuid{}, time.Time{})
 		}
 		_, _ = splitBatch(fr.payload)
 		_, _ = outcomeOf(fr.fields.get(4))
@@ -120,14 +120,14 @@ func FuzzParseFrame(f *testing.F) {
 // valid handshake: the emulator must never panic or hang.
 func FuzzConnection(f *testing.F) {
 	begin := beginFrame()
-	attach := appendFrame(nil, frameAMQP, 0, perf(codeAttach, List{"l", uint32(0), false, nil, nil,
-		Described{uint64(codeSource), List{}}, Described{uint64(codeTarget), List{"q"}}}), nil)
+	attach := appendFrame(nil, frameAMQP, 0, perf(codeAttach, list{"l", uint32(0), false, nil, nil,
+		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{"q"}}}), nil)
 	transfer := appendFrame(nil, frameAMQP, 0, perf(codeTransfer,
-		List{uint32(0), uint32(0), []byte{1}, uint32(0), false, false}),
-		appendValue(nil, Described{uint64(secData), []byte("x")}))
+		list{uint32(0), uint32(0), []byte{1}, uint32(0), false, false}),
+		appendValue(nil, described{uint64(secData), []byte("x")}))
 	f.Add(append(append(append([]byte{}, begin...), attach...), transfer...))
 	settleAll := perf(codeDisposition,
-		List{true, uint32(0), uint32(0xffffffff), false, Described{uint64(codeAccepted), nil}})
+		list{true, uint32(0), uint32(0xffffffff), false, described{uint64(codeAccepted), nil}})
 	f.Add(append(append([]byte{}, begin...), appendFrame(nil, frameAMQP, 0, settleAll, nil)...))
 	f.Add(begin)
 	em, err := New(Config{})
@@ -150,7 +150,7 @@ func FuzzConnection(f *testing.F) {
 				}
 			}
 		}()
-		open := appendFrame(nil, frameAMQP, 0, perf(codeOpen, List{"fuzz"}), nil)
+		open := appendFrame(nil, frameAMQP, 0, perf(codeOpen, list{"fuzz"}), nil)
 		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		_, _ = client.Write(append(append(append([]byte{}, headerAMQP...), open...), b...))
 		_ = client.Close()

@@ -85,7 +85,7 @@ func (s *session) attach(f frame) error {
 	}
 	clientReceiver := f.fields.boolean(2)
 	source, target := f.fields.get(5), f.fields.get(6)
-	reply := List{name, h, !clientReceiver, f.fields.get(3), f.fields.get(4), source, target}
+	reply := list{name, h, !clientReceiver, f.fields.get(3), f.fields.get(4), source, target}
 	reply = append(reply, nil, nil, nil, uint64(s.c.em.maxMessageSize))
 
 	if !clientReceiver {
@@ -116,7 +116,7 @@ func (s *session) attach(f frame) error {
 		reply[9] = nil
 		reply = append(reply, nil, nil)
 		if l.kind == linkEntity {
-			reply = append(reply, Map{{Symbol("com.microsoft:max-message-batch-size"),
+			reply = append(reply, amqpMap{{symbol("com.microsoft:max-message-batch-size"),
 				uint64(s.c.em.maxMessageSize)}})
 		}
 		s.links[h] = l
@@ -143,8 +143,8 @@ func (s *session) attach(f frame) error {
 		return nil
 	}
 	if sf, _, ok := composite(source); ok {
-		filter, _ := sf.get(7).(Map)
-		if _, session := filter.Lookup(Symbol("com.microsoft:session-filter")); session {
+		filter, _ := sf.get(7).(amqpMap)
+		if _, session := filter.Lookup(symbol("com.microsoft:session-filter")); session {
 			reply[5] = nil
 			return s.refuse(reply, h, newError(condNotAllowed,
 				"sessions are not supported by herald's Service Bus emulator"))
@@ -166,9 +166,9 @@ func (s *session) attach(f frame) error {
 
 // refuse answers an attach to a missing or forbidden node: the attach
 // with a null terminus, then a closing detach with the error (2.6.3).
-func (s *session) refuse(reply List, h uint32, e *amqpError) error {
+func (s *session) refuse(reply list, h uint32, e *amqpError) error {
 	s.c.out.frame(frameAMQP, s.ch, perf(codeAttach, reply[:9]), nil)
-	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, List{h, true, e.value()}), nil)
+	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, list{h, true, e.value()}), nil)
 	s.refused[h] = true
 	return nil
 }
@@ -186,7 +186,7 @@ func (s *session) detach(f frame) error {
 	}
 	closeLink(l)
 	delete(s.links, h)
-	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, List{h, f.fields.boolean(1)}), nil)
+	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, list{h, f.fields.boolean(1)}), nil)
 	return nil
 }
 
@@ -196,7 +196,7 @@ func (l *inLink) sendFlow() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l.credit = linkCredit
-	s.c.out.frame(frameAMQP, s.ch, s.flowFieldsLocked(List{l.handle, l.deliveryCount,
+	s.c.out.frame(frameAMQP, s.ch, s.flowFieldsLocked(list{l.handle, l.deliveryCount,
 		uint32(linkCredit)}), nil)
 }
 
@@ -217,13 +217,13 @@ func (l *outLink) sendFlow(drain bool) {
 	s := l.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.c.out.frame(frameAMQP, s.ch, s.flowFieldsLocked(List{l.handle, l.deliveryCount,
+	s.c.out.frame(frameAMQP, s.ch, s.flowFieldsLocked(list{l.handle, l.deliveryCount,
 		l.credit, uint32(0), drain}), nil)
 }
 
 // deliver sends m to the client; the caller holds the store's mutex.
 // token is nil in receive-and-delete mode. False when the session is gone.
-func (l *outLink) deliver(m *message, token *UUID, lockedUntil time.Time) bool {
+func (l *outLink) deliver(m *message, token *uuid, lockedUntil time.Time) bool {
 	payload := m.encode(make([]byte, 0, m.size+256), token, lockedUntil)
 	tok := newToken()
 	var d *outDelivery
@@ -241,7 +241,7 @@ func (l *outLink) deliver(m *message, token *UUID, lockedUntil time.Time) bool {
 
 // dotnetGUID returns the lock token in .NET Guid.ToByteArray order, which
 // is how Service Bus writes delivery tags.
-func dotnetGUID(u UUID) []byte {
+func dotnetGUID(u uuid) []byte {
 	return []byte{u[3], u[2], u[1], u[0], u[5], u[4], u[7], u[6],
 		u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]}
 }

@@ -19,28 +19,28 @@ const (
 
 // rpcReply builds a response; statusKey/descKey differ between $cbs
 // (status-code) and $management (statusCode).
-func rpcReply(statusKey, descKey string, status int32, desc string, body Map) *message {
-	m := &message{appProps: Map{{statusKey, status}, {descKey, desc}}}
+func rpcReply(statusKey, descKey string, status int32, desc string, body amqpMap) *message {
+	m := &message{appProps: amqpMap{{statusKey, status}, {descKey, desc}}}
 	var v any
 	if body != nil {
 		v = body
 	}
-	m.body = appendValue(nil, Described{uint64(0x77), v})
+	m.body = appendValue(nil, described{uint64(0x77), v})
 	return m
 }
 
-func mgmtReply(status int32, desc string, body Map) *message {
+func mgmtReply(status int32, desc string, body amqpMap) *message {
 	return rpcReply("statusCode", "statusDescription", status, desc, body)
 }
 
 // requestBody returns the amqp-value map of a request.
-func requestBody(req *message) Map {
+func requestBody(req *message) amqpMap {
 	v, _, err := decodeValue(req.body)
 	if err != nil {
 		return nil
 	}
-	d, _ := v.(Described)
-	m, _ := d.Value.(Map)
+	d, _ := v.(described)
+	m, _ := d.Value.(amqpMap)
 	return m
 }
 
@@ -76,17 +76,17 @@ func (em *Emulator) manage(n node, req *message) *message {
 	st := n.st
 	switch op {
 	case opRenewLock:
-		tokens, _ := body.Get("lock-tokens").(Array)
-		var out Array
+		tokens, _ := body.Get("lock-tokens").(amqpArray)
+		var out amqpArray
 		for _, t := range tokens {
-			u, _ := t.(UUID)
+			u, _ := t.(uuid)
 			until, err := st.renew(u)
 			if err != nil {
 				return mgmtReply(410, errLockLost.Error(), nil)
 			}
 			out = append(out, until)
 		}
-		return mgmtReply(200, "", Map{{"expirations", out}})
+		return mgmtReply(200, "", amqpMap{{"expirations", out}})
 	case opPeek:
 		from, _ := body.Get("from-sequence-number").(int64)
 		count, _ := body.Get("message-count").(int32)
@@ -94,25 +94,25 @@ func (em *Emulator) manage(n node, req *message) *message {
 		if len(msgs) == 0 {
 			return mgmtReply(204, "no messages", nil)
 		}
-		return mgmtReply(200, "", Map{{"messages", msgs}})
+		return mgmtReply(200, "", amqpMap{{"messages", msgs}})
 	case opReceiveBySeq:
-		seqs, _ := body.Get("sequence-numbers").(Array)
+		seqs, _ := body.Get("sequence-numbers").(amqpArray)
 		mode, _ := body.Get("receiver-settle-mode").(uint32)
 		msgs, err := st.receiveDeferred(seqs, mode == 0)
 		if err != nil {
 			return mgmtReply(404, err.Error(), nil)
 		}
-		return mgmtReply(200, "", Map{{"messages", msgs}})
+		return mgmtReply(200, "", amqpMap{{"messages", msgs}})
 	case opUpdateDisposal:
 		return updateDisposition(st, body)
 	}
 	return mgmtReply(501, "operation "+op+" is not supported by the emulator", nil)
 }
 
-func updateDisposition(st *store, body Map) *message {
+func updateDisposition(st *store, body amqpMap) *message {
 	status, _ := body.Get("disposition-status").(string)
 	o := settleOutcome{}
-	o.props, _ = body.Get("properties-to-modify").(Map)
+	o.props, _ = body.Get("properties-to-modify").(amqpMap)
 	switch status {
 	case "completed":
 		o.kind = outcomeComplete
@@ -127,9 +127,9 @@ func updateDisposition(st *store, body Map) *message {
 	default:
 		return mgmtReply(400, "unknown disposition-status "+status, nil)
 	}
-	tokens, _ := body.Get("lock-tokens").(Array)
+	tokens, _ := body.Get("lock-tokens").(amqpArray)
 	for _, t := range tokens {
-		u, _ := t.(UUID)
+		u, _ := t.(uuid)
 		if err := st.settle(u, o); err != nil {
 			return mgmtReply(410, err.Error(), nil)
 		}
@@ -139,11 +139,11 @@ func updateDisposition(st *store, body Map) *message {
 
 // schedule enqueues messages that carry x-opt-scheduled-enqueue-time and
 // returns their sequence numbers.
-func (em *Emulator) schedule(n node, body Map, now time.Time) *message {
-	entries, _ := body.Get("messages").(List)
+func (em *Emulator) schedule(n node, body amqpMap, now time.Time) *message {
+	entries, _ := body.Get("messages").(list)
 	var msgs []*message
 	for _, e := range entries {
-		em, _ := e.(Map)
+		em, _ := e.(amqpMap)
 		raw, _ := em.Get("message").([]byte)
 		m, err := parseMessage(raw)
 		if err != nil {
@@ -152,15 +152,15 @@ func (em *Emulator) schedule(n node, body Map, now time.Time) *message {
 		msgs = append(msgs, m)
 	}
 	n.send(now, msgs)
-	seqs := make(Array, 0, len(msgs))
+	seqs := make(amqpArray, 0, len(msgs))
 	for _, m := range msgs {
 		seqs = append(seqs, m.seq)
 	}
-	return mgmtReply(200, "", Map{{"sequence-numbers", seqs}})
+	return mgmtReply(200, "", amqpMap{{"sequence-numbers", seqs}})
 }
 
-func cancelScheduled(n node, body Map) *message {
-	seqs, _ := body.Get("sequence-numbers").(Array)
+func cancelScheduled(n node, body amqpMap) *message {
+	seqs, _ := body.Get("sequence-numbers").(amqpArray)
 	st := n.st
 	if n.topic != nil {
 		st = n.topic.scheduled
@@ -176,7 +176,7 @@ func cancelScheduled(n node, body Map) *message {
 
 // peek returns up to count encoded messages from sequence number from on,
 // whatever their state, without locking them.
-func (s *store) peek(from int64, count int) List {
+func (s *store) peek(from int64, count int) list {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []*message
@@ -201,9 +201,9 @@ func (s *store) peek(from int64, count int) List {
 	if count <= 0 {
 		count = 1
 	}
-	out := List{}
+	out := list{}
 	for _, m := range all[:min(count, len(all))] {
-		out = append(out, Map{{"message", m.encode(nil, nil, time.Time{})}})
+		out = append(out, amqpMap{{"message", m.encode(nil, nil, time.Time{})}})
 	}
 	return out
 }
@@ -212,7 +212,7 @@ var errNotDeferred = errors.New("the message with this sequence number is not de
 
 // receiveDeferred locks (or, in receive-and-delete, removes) deferred
 // messages by sequence number.
-func (s *store) receiveDeferred(seqs Array, andDelete bool) (List, error) {
+func (s *store) receiveDeferred(seqs amqpArray, andDelete bool) (list, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +221,7 @@ func (s *store) receiveDeferred(seqs Array, andDelete bool) (List, error) {
 			return nil, errNotDeferred
 		}
 	}
-	out := List{}
+	out := list{}
 	for _, v := range seqs {
 		seq, _ := v.(int64)
 		m := s.deferred[seq]
@@ -230,14 +230,14 @@ func (s *store) receiveDeferred(seqs Array, andDelete bool) (List, error) {
 		}
 		delete(s.deferred, seq)
 		if andDelete {
-			out = append(out, Map{{"message", m.encode(nil, nil, time.Time{})}})
+			out = append(out, amqpMap{{"message", m.encode(nil, nil, time.Time{})}})
 			continue
 		}
 		m.lockToken = newToken()
 		m.lockedUntil = now.Add(s.props.LockDuration)
 		s.locked[m.lockToken] = m
 		s.deadline(m.lockedUntil)
-		out = append(out, Map{{"message", m.encode(nil, &m.lockToken, m.lockedUntil)}})
+		out = append(out, amqpMap{{"message", m.encode(nil, &m.lockToken, m.lockedUntil)}})
 	}
 	return out, nil
 }

@@ -21,14 +21,14 @@ const (
 
 // Annotation keys Service Bus reads or writes.
 const (
-	annLockToken      Symbol = "x-opt-lock-token"
-	annLockedUntil    Symbol = "x-opt-locked-until"
-	annSequence       Symbol = "x-opt-sequence-number"
-	annEnqueued       Symbol = "x-opt-enqueued-time"
-	annEnqueueSeq     Symbol = "x-opt-enqueue-sequence-number"
-	annDLSource       Symbol = "x-opt-deadletter-source"
-	annScheduledTime  Symbol = "x-opt-scheduled-enqueue-time"
-	annMessageState   Symbol = "x-opt-message-state"
+	annLockToken      symbol = "x-opt-lock-token"
+	annLockedUntil    symbol = "x-opt-locked-until"
+	annSequence       symbol = "x-opt-sequence-number"
+	annEnqueued       symbol = "x-opt-enqueued-time"
+	annEnqueueSeq     symbol = "x-opt-enqueue-sequence-number"
+	annDLSource       symbol = "x-opt-deadletter-source"
+	annScheduledTime  symbol = "x-opt-scheduled-enqueue-time"
+	annMessageState   symbol = "x-opt-message-state"
 	propDLReason             = "DeadLetterReason"
 	propDLDescription        = "DeadLetterErrorDescription"
 )
@@ -40,10 +40,10 @@ type message struct {
 	durable     bool
 	priority    any // ubyte or nil
 	ttl         time.Duration
-	annotations Map    // the sender's message annotations
-	props       fields // properties section fields, nil when absent
-	propsRaw    []byte // properties section as received
-	appProps    Map
+	annotations amqpMap // the sender's message annotations
+	props       fields  // properties section fields, nil when absent
+	propsRaw    []byte  // properties section as received
+	appProps    amqpMap
 	appRaw      []byte // application-properties as received; nil once changed
 	body        []byte // body sections and footer as received
 	size        int
@@ -54,7 +54,7 @@ type message struct {
 	deliveryCount uint32    // failed deliveries so far (header delivery-count)
 	scheduledAt   time.Time // zero: not scheduled
 	state         int       // 0 active, msgStateDefer, msgStateSchedul
-	lockToken     UUID
+	lockToken     uuid
 	lockedUntil   time.Time
 }
 
@@ -70,14 +70,14 @@ func parseMessage(b []byte) (*message, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, ok := v.(Described)
+		d, ok := v.(described)
 		if !ok {
 			return nil, errNotMessage
 		}
 		code, _ := descriptorCode(d.Descriptor)
 		switch code {
 		case secHeader:
-			f, _ := d.Value.(List)
+			f, _ := d.Value.(list)
 			hf := fields(f)
 			m.durable = hf.boolean(0)
 			m.priority = hf.get(1)
@@ -86,13 +86,13 @@ func parseMessage(b []byte) (*message, error) {
 			}
 		case secDeliveryAnn:
 		case secMessageAnn:
-			m.annotations, _ = d.Value.(Map)
+			m.annotations, _ = d.Value.(amqpMap)
 		case secProperties:
-			f, _ := d.Value.(List)
+			f, _ := d.Value.(list)
 			m.props = fields(f)
 			m.propsRaw = b[pos : pos+n]
 		case secAppProps:
-			m.appProps, _ = d.Value.(Map)
+			m.appProps, _ = d.Value.(amqpMap)
 			m.appRaw = b[pos : pos+n]
 		default:
 			m.body = b[pos:]
@@ -114,7 +114,7 @@ func splitBatch(b []byte) ([]*message, error) {
 			return nil, err
 		}
 		pos += n
-		d, ok := v.(Described)
+		d, ok := v.(described)
 		if !ok {
 			return nil, errNotMessage
 		}
@@ -142,14 +142,14 @@ func (m *message) clone() *message {
 
 // withProps merges properties into the application properties, copying
 // them first so that other copies of the message are not touched.
-func (m *message) withProps(set Map) {
+func (m *message) withProps(set amqpMap) {
 	if len(set) == 0 {
 		return
 	}
-	merged := make(Map, len(m.appProps), len(m.appProps)+len(set))
+	merged := make(amqpMap, len(m.appProps), len(m.appProps)+len(set))
 	copy(merged, m.appProps)
 	for _, p := range set {
-		if s, ok := p.Key.(Symbol); ok {
+		if s, ok := p.Key.(symbol); ok {
 			p.Key = string(s)
 		}
 		merged = merged.Set(p.Key, p.Value)
@@ -169,18 +169,18 @@ func (m *message) scheduledTime() (time.Time, bool) {
 // encode returns the message as delivered: a fresh header, the lock token
 // as delivery annotation (peek-lock), the sender's annotations plus the
 // broker's, then the sections as received.
-func (m *message) encode(b []byte, token *UUID, lockedUntil time.Time) []byte {
+func (m *message) encode(b []byte, token *uuid, lockedUntil time.Time) []byte {
 	var ttl any
 	if m.ttl > 0 && m.ttl/time.Millisecond <= 0xffffffff {
 		ttl = uint32(m.ttl / time.Millisecond)
 	}
-	b = appendValue(b, Described{uint64(secHeader),
-		trim(List{m.durable, m.priority, ttl, nil, m.deliveryCount})})
+	b = appendValue(b, described{uint64(secHeader),
+		trim(list{m.durable, m.priority, ttl, nil, m.deliveryCount})})
 	if token != nil {
-		b = appendValue(b, Described{uint64(secDeliveryAnn), Map{{annLockToken, *token}}})
+		b = appendValue(b, described{uint64(secDeliveryAnn), amqpMap{{annLockToken, *token}}})
 	}
 
-	ann := make(Map, 0, len(m.annotations)+6)
+	ann := make(amqpMap, 0, len(m.annotations)+6)
 	for _, p := range m.annotations {
 		switch p.Key {
 		case annLockedUntil, annSequence, annEnqueued, annEnqueueSeq, annDLSource, annMessageState:
@@ -188,26 +188,26 @@ func (m *message) encode(b []byte, token *UUID, lockedUntil time.Time) []byte {
 		}
 		ann = append(ann, p)
 	}
-	ann = append(ann, Pair{annEnqueued, m.enqueued}, Pair{annSequence, m.seq},
-		Pair{annEnqueueSeq, m.seq})
+	ann = append(ann, pair{annEnqueued, m.enqueued}, pair{annSequence, m.seq},
+		pair{annEnqueueSeq, m.seq})
 	if token != nil {
-		ann = append(ann, Pair{annLockedUntil, lockedUntil})
+		ann = append(ann, pair{annLockedUntil, lockedUntil})
 	}
 	if m.state != 0 {
-		ann = append(ann, Pair{annMessageState, int64(m.state)})
+		ann = append(ann, pair{annMessageState, int64(m.state)})
 	}
-	b = appendValue(b, Described{uint64(secMessageAnn), ann})
+	b = appendValue(b, described{uint64(secMessageAnn), ann})
 
 	if m.propsRaw != nil {
 		b = append(b, m.propsRaw...)
 	} else {
-		b = appendValue(b, Described{uint64(secProperties), List{}})
+		b = appendValue(b, described{uint64(secProperties), list{}})
 	}
 	switch {
 	case m.appRaw != nil:
 		b = append(b, m.appRaw...)
 	case m.appProps != nil:
-		b = appendValue(b, Described{uint64(secAppProps), m.appProps})
+		b = appendValue(b, described{uint64(secAppProps), m.appProps})
 	}
 	return append(b, m.body...)
 }
@@ -216,6 +216,6 @@ func (m *message) encode(b []byte, token *UUID, lockedUntil time.Time) []byte {
 // application properties and the body as built by the handler.
 func (m *message) encodeReply() []byte {
 	b := append([]byte(nil), m.propsRaw...)
-	b = appendValue(b, Described{uint64(secAppProps), m.appProps})
+	b = appendValue(b, described{uint64(secAppProps), m.appProps})
 	return append(b, m.body...)
 }

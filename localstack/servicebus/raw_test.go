@@ -37,7 +37,7 @@ func (r *rawConn) open() {
 	if _, err := io.ReadFull(r.nc, h[:]); err != nil || !bytes.Equal(h[:], headerAMQP) {
 		r.t.Fatalf("header %q, %v", h, err)
 	}
-	r.write(appendFrame(nil, frameAMQP, 0, perf(codeOpen, List{"raw", "localhost"}), nil))
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeOpen, list{"raw", "localhost"}), nil))
 	if f := r.read(); f.code != codeOpen {
 		r.t.Fatalf("expected open, got 0x%x", f.code)
 	}
@@ -74,7 +74,7 @@ func (r *rawConn) read() frame {
 
 // expectClose reads until a close frame and checks its condition, then
 // that the emulator closed the socket.
-func (r *rawConn) expectClose(cond Symbol) {
+func (r *rawConn) expectClose(cond symbol) {
 	r.t.Helper()
 	for {
 		f := r.read()
@@ -106,16 +106,16 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 	em := start(t, Config{})
 	cases := map[string]struct {
 		frame []byte
-		cond  Symbol
+		cond  symbol
 	}{
 		"oversized":       {binary.BigEndian.AppendUint32(nil, MaxFrameSize+1), condFramingError},
 		"undersized":      {[]byte{0, 0, 0, 4, 2, 0, 0, 0}, condFramingError},
 		"bad data offset": {[]byte{0, 0, 0, 8, 1, 0, 0, 0}, condDecode},
 		"malformed body": {appendFrame(nil, frameAMQP, 0, nil, []byte{0x00, 0x53, 0x11, 0xd0, 0xff}),
 			condDecode},
-		"unknown performative": {appendFrame(nil, frameAMQP, 0, perf(0x99, List{uint32(1)}), nil),
+		"unknown performative": {appendFrame(nil, frameAMQP, 0, perf(0x99, list{uint32(1)}), nil),
 			condNotImplemented},
-		"no session": {appendFrame(nil, frameAMQP, 7, perf(codeFlow, List{uint32(0)}), nil),
+		"no session": {appendFrame(nil, frameAMQP, 7, perf(codeFlow, list{uint32(0)}), nil),
 			condNotAllowed},
 		"not a performative": {appendFrame(nil, frameAMQP, 0, "hello", nil), condDecode},
 	}
@@ -137,7 +137,7 @@ func TestBadFramesCloseTheConnection(t *testing.T) {
 // beginFrame is a client's begin on channel 0.
 func beginFrame() []byte {
 	return appendFrame(nil, frameAMQP, 0,
-		perf(codeBegin, List{nil, uint32(0), uint32(10), uint32(10)}), nil)
+		perf(codeBegin, list{nil, uint32(0), uint32(10), uint32(10)}), nil)
 }
 
 // healthyRoundTrip proves that a fresh client still works.
@@ -172,7 +172,7 @@ func TestSessionErrors(t *testing.T) {
 	}
 	// A transfer on a handle that was never attached ends the session.
 	r.write(appendFrame(nil, frameAMQP, 0,
-		perf(codeTransfer, List{uint32(9), uint32(0), []byte{1}}), nil))
+		perf(codeTransfer, list{uint32(9), uint32(0), []byte{1}}), nil))
 	f := r.read()
 	e := parseError(f.fields.get(0))
 	if f.code != codeEnd || e == nil || e.Condition != condUnattachedHandle {
@@ -186,7 +186,7 @@ func TestSessionErrors(t *testing.T) {
 	}
 	// Settling a delivery id that was never sent answers lock-lost.
 	r.write(appendFrame(nil, frameAMQP, 0, perf(codeDisposition,
-		List{true, uint32(42), nil, false, Described{uint64(codeAccepted), List{}}}), nil))
+		list{true, uint32(42), nil, false, described{uint64(codeAccepted), list{}}}), nil))
 	f = r.read()
 	st, code, _ := composite(f.fields.get(4))
 	if f.code != codeDisposition || code != codeRejected ||
@@ -273,7 +273,7 @@ func TestHeartbeats(t *testing.T) {
 	if _, err := io.ReadFull(r.nc, h[:]); err != nil {
 		t.Fatal(err)
 	}
-	open := perf(codeOpen, List{"raw", "localhost", uint32(65536), uint16(10), uint32(200)})
+	open := perf(codeOpen, list{"raw", "localhost", uint32(65536), uint16(10), uint32(200)})
 	r.write(appendFrame(nil, frameAMQP, 0, open, nil))
 	start := time.Now()
 	for beats := 0; beats < 3; {

@@ -40,7 +40,7 @@ type session struct {
 // outDelivery is an unsettled peek-lock delivery to a client.
 type outDelivery struct {
 	st    *store
-	token UUID
+	token uuid
 }
 
 func newSession(c *conn, ch uint16, nextIncoming uint32) *session {
@@ -84,7 +84,7 @@ func (s *session) handle(f frame) error {
 func (s *session) end(e *amqpError) {
 	s.cleanup()
 	s.ending = true
-	s.c.out.frame(frameAMQP, s.ch, perf(codeEnd, List{e.value()}), nil)
+	s.c.out.frame(frameAMQP, s.ch, perf(codeEnd, list{e.value()}), nil)
 }
 
 // cleanup detaches every link (the client may end a session without
@@ -143,8 +143,8 @@ func (s *session) sendSessionFlow() {
 }
 
 // flowFieldsLocked builds a flow; link adds the link fields (handle on).
-func (s *session) flowFieldsLocked(link List) Described {
-	l := List{s.nextIncomingID, uint32(sessionWindow), s.nextOutgoingID, uint32(0xffffffff)}
+func (s *session) flowFieldsLocked(link list) described {
+	l := list{s.nextIncomingID, uint32(sessionWindow), s.nextOutgoingID, uint32(0xffffffff)}
 	return perf(codeFlow, append(l, link...))
 }
 
@@ -181,8 +181,8 @@ func (s *session) sendTransfer(handle uint32, tag, payload []byte, settled bool,
 	}
 	frames := uint32(0)
 	ok := s.c.out.append(func(b []byte) []byte {
-		first := List{handle, id, tag, uint32(0), settled, true}
-		cont := List{handle, nil, nil, nil, settled, true}
+		first := list{handle, id, tag, uint32(0), settled, true}
+		cont := list{handle, nil, nil, nil, settled, true}
 		rest := payload
 		for {
 			fl := cont

@@ -25,7 +25,7 @@ type store struct {
 	isSub     bool       // a subscription: clients cannot send to it
 	ready     []*message // ordered by sequence number from head on
 	head      int
-	locked    map[UUID]*message
+	locked    map[uuid]*message
 	deferred  map[int64]*message
 	scheduled map[int64]*message
 	consumers []*outLink
@@ -38,7 +38,7 @@ type store struct {
 func newStore(path string, props EntityProperties, isDLQ bool) *store {
 	s := &store{
 		path: path, props: props, isDLQ: isDLQ,
-		locked:    map[UUID]*message{},
+		locked:    map[uuid]*message{},
 		deferred:  map[int64]*message{},
 		scheduled: map[int64]*message{},
 		nextSeq:   1,
@@ -49,8 +49,8 @@ func newStore(path string, props EntityProperties, isDLQ bool) *store {
 	return s
 }
 
-func newToken() UUID {
-	var u UUID
+func newToken() uuid {
+	var u uuid
 	_, _ = rand.Read(u[:])
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
@@ -195,12 +195,12 @@ func (s *store) deadLetterLocked(now time.Time, m *message, reason, desc string)
 		s.pushReady(m)
 		return
 	}
-	var set Map
+	var set amqpMap
 	if reason != "" {
-		set = append(set, Pair{propDLReason, reason})
+		set = append(set, pair{propDLReason, reason})
 	}
 	if desc != "" {
-		set = append(set, Pair{propDLDescription, desc})
+		set = append(set, pair{propDLDescription, desc})
 	}
 	m.withProps(set)
 	m.expiresAt = time.Time{}
@@ -247,8 +247,8 @@ func (s *store) flow(c *outLink, deliveryCount, linkCredit uint32, drain, echo b
 
 // settleOutcome is how a lock holder ends a delivery.
 type settleOutcome struct {
-	kind   int // outcome* constants
-	props  Map // properties to modify
+	kind   int     // outcome* constants
+	props  amqpMap // properties to modify
 	reason string
 	desc   string
 }
@@ -261,7 +261,7 @@ const (
 )
 
 // settle ends the lock named by token.
-func (s *store) settle(token UUID, o settleOutcome) error {
+func (s *store) settle(token uuid, o settleOutcome) error {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -303,7 +303,7 @@ func (s *store) redeliverLocked(now time.Time, m *message) {
 }
 
 // renew extends a lock by the lock duration and returns the new end.
-func (s *store) renew(token UUID) (time.Time, error) {
+func (s *store) renew(token uuid) (time.Time, error) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -6,53 +6,53 @@ import "fmt"
 //
 //	null -> nil, boolean -> bool, ubyte/ushort/uint/ulong -> uint8..uint64,
 //	byte/short/int/long -> int8..int64, float/double -> float32/float64,
-//	char -> Char, timestamp -> time.Time (UTC, millisecond precision),
-//	uuid -> UUID, binary -> []byte, string -> string, symbol -> Symbol,
-//	list -> List, map -> Map, array -> Array, described -> Described,
-//	decimal32/64/128 -> Decimal (raw bytes, passed through untouched).
+//	char -> char, timestamp -> time.Time (UTC, millisecond precision),
+//	uuid -> uuid, binary -> []byte, string -> string, symbol -> symbol,
+//	list -> list, map -> amqpMap, array -> amqpArray, described -> described,
+//	decimal32/64/128 -> decimal (raw bytes, passed through untouched).
 
-// Symbol is an AMQP symbol: an ASCII name such as "amqp:not-found".
-type Symbol string
+// symbol is an AMQP symbol: an ASCII name such as "amqp:not-found".
+type symbol string
 
-// Char is an AMQP char: one UTF-32 code point.
-type Char rune
+// char is an AMQP char: one UTF-32 code point.
+type char rune
 
-// UUID is an AMQP uuid in RFC 4122 byte order.
-type UUID [16]byte
+// uuid is an AMQP uuid in RFC 4122 byte order.
+type uuid [16]byte
 
-// String formats the UUID in its canonical 8-4-4-4-12 hex form.
-func (u UUID) String() string {
+// String formats the uuid in its canonical 8-4-4-4-12 hex form.
+func (u uuid) String() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
-// Decimal is an AMQP decimal32, decimal64 or decimal128 kept as its raw
+// decimal is an AMQP decimal32, decimal64 or decimal128 kept as its raw
 // IEEE 754 bytes, since the emulator never computes with them.
-type Decimal struct {
+type decimal struct {
 	Code byte
 	Raw  []byte
 }
 
-// List is an AMQP list: a sequence of values of any type.
-type List []any
+// list is an AMQP list: a sequence of values of any type.
+type list []any
 
-// Pair is one key/value entry of a Map.
-type Pair struct {
+// pair is one key/value entry of an amqpMap.
+type pair struct {
 	Key, Value any
 }
 
-// Map is an AMQP map, kept in wire order. Keys are compared by Get
+// amqpMap is an AMQP map, kept in wire order. Keys are compared by Get
 // with ==, so binary keys are never found but never panic either.
-type Map []Pair
+type amqpMap []pair
 
 // Get returns the value stored under key, or nil when absent. A string
-// key also matches a Symbol key with the same text, and the reverse.
-func (m Map) Get(key any) any {
+// key also matches a symbol key with the same text, and the reverse.
+func (m amqpMap) Get(key any) any {
 	v, _ := m.Lookup(key)
 	return v
 }
 
 // Lookup is Get that also reports whether the key was present.
-func (m Map) Lookup(key any) (any, bool) {
+func (m amqpMap) Lookup(key any) (any, bool) {
 	for _, p := range m {
 		if keyEqual(p.Key, key) {
 			return p.Value, true
@@ -62,21 +62,21 @@ func (m Map) Lookup(key any) (any, bool) {
 }
 
 // Set replaces the value under key, or appends the pair when absent.
-func (m Map) Set(key, value any) Map {
+func (m amqpMap) Set(key, value any) amqpMap {
 	for i, p := range m {
 		if keyEqual(p.Key, key) {
 			m[i].Value = value
 			return m
 		}
 	}
-	return append(m, Pair{key, value})
+	return append(m, pair{key, value})
 }
 
 func keyEqual(a, b any) bool {
 	switch x := a.(type) {
-	case Symbol:
+	case symbol:
 		switch y := b.(type) {
-		case Symbol:
+		case symbol:
 			return x == y
 		case string:
 			return string(x) == y
@@ -84,30 +84,30 @@ func keyEqual(a, b any) bool {
 		return false
 	case string:
 		switch y := b.(type) {
-		case Symbol:
+		case symbol:
 			return x == string(y)
 		case string:
 			return x == y
 		}
 		return false
-	case []byte, List, Map, Array, Described, Decimal:
+	case []byte, list, amqpMap, amqpArray, described, decimal:
 		return false
 	}
 	switch b.(type) {
-	case []byte, List, Map, Array, Described, Decimal:
+	case []byte, list, amqpMap, amqpArray, described, decimal:
 		return false
 	}
 	return a == b
 }
 
-// Array is an AMQP array: values of one type sharing one constructor.
+// amqpArray is an AMQP array: values of one type sharing one constructor.
 // When encoding, the element type is taken from the first element; an
 // empty array is encoded as an array of null.
-type Array []any
+type amqpArray []any
 
-// Described is an AMQP described type: a descriptor (a ulong code or a
+// described is an AMQP described type: a descriptor (a ulong code or a
 // symbol) and the value it describes.
-type Described struct {
+type described struct {
 	Descriptor any
 	Value      any
 }
