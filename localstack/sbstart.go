@@ -55,16 +55,24 @@ func StartServiceBus(ctx context.Context) (*ServiceBus, error) {
 		}
 		return &ServiceBus{ConnectionString: cs, URL: "azuresb://" + host}, nil
 	}
+	return ServeServiceBus(ctx, "127.0.0.1:0", sbemu.Config{})
+}
+
+// ServeServiceBus starts herald's emulator in this process on addr (a
+// loopback host:port; port 0 picks a free one) with the entities of cfg
+// (a Config.json, see servicebus.WriteConfig), whatever the environment
+// says: what `herald emulate servicebus` serves to other processes.
+func ServeServiceBus(ctx context.Context, addr string, cfg sbemu.Config) (*ServiceBus, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	em, err := sbemu.New(sbemu.Config{})
+	em, err := sbemu.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("localstack: service bus emulator: %w", err)
 	}
-	if err := em.Listen("127.0.0.1:0"); err != nil {
+	if err := em.Listen(addr); err != nil {
 		_ = em.Close()
-		return nil, fmt.Errorf("localstack: service bus emulator: listen on 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("localstack: service bus emulator: listen on %s: %w", addr, err)
 	}
 	return &ServiceBus{
 		ConnectionString: em.ConnectionString(),

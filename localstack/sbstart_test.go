@@ -102,7 +102,8 @@ func TestEmulatorAdminReportsAMissingTopic(t *testing.T) {
 	if !errors.Is(err, providers.ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("EnsureSubscription on a missing topic: %v, want ErrNotFound naming it", err)
 	}
-	if _, err := a.DeadLetterCount(context.Background(), "nope", "c"); !errors.Is(err, providers.ErrNotFound) {
+	_, err = a.DeadLetterCount(context.Background(), "nope", "c")
+	if !errors.Is(err, providers.ErrNotFound) {
 		t.Errorf("DeadLetterCount of a missing subscription: %v, want ErrNotFound", err)
 	}
 }

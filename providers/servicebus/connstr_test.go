@@ -51,7 +51,8 @@ func TestEnvironmentConnectionStringIsRead(t *testing.T) {
 	t.Setenv(servicebus.EnvConnectionString, "Endpoint=sb://x.servicebus.windows.net;"+
 		"SharedAccessKey="+secret)
 	_, err := servicebus.New(context.Background(), servicebus.Options{})
-	if !errors.Is(err, providers.ErrInvalid) || !strings.Contains(err.Error(), "SharedAccessKeyName") ||
+	if !errors.Is(err, providers.ErrInvalid) ||
+		!strings.Contains(err.Error(), "SharedAccessKeyName") ||
 		strings.Contains(err.Error(), secret) {
 		t.Errorf("New with a bad %s: %v", servicebus.EnvConnectionString, err)
 	}

@@ -33,7 +33,8 @@ type deadLetters struct {
 // OpenDeadLetters opens the consumer's dead-letter queue: the
 // subscription's $DeadLetterQueue. It fails with ErrNotFound naming the
 // subscription when it does not exist.
-func (p *Provider) OpenDeadLetters(ctx context.Context, topic, consumer string) (providers.DeadLetterQueue, error) {
+func (p *Provider) OpenDeadLetters(ctx context.Context, topic,
+	consumer string) (providers.DeadLetterQueue, error) {
 	path := subscriptionPath(topic, consumer) + "/$DeadLetterQueue"
 	if p.isClosed() {
 		return nil, fmt.Errorf("%w: servicebus: open %s", providers.ErrClosed, path)

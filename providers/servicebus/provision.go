@@ -153,7 +153,8 @@ func (c *checker) EnsureTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-func (c *checker) EnsureSubscription(ctx context.Context, topic, name string, _ SubscriptionSpec) error {
+func (c *checker) EnsureSubscription(ctx context.Context, topic, name string,
+	_ SubscriptionSpec) error {
 	r, err := c.p.openReceiver(ctx, topic, name, 0)
 	if err != nil {
 		return c.hint(err)
@@ -214,7 +215,8 @@ func (a *azureAdmin) EnsureTopic(ctx context.Context, topic string) error {
 	return adminErr("create topic", topic, err)
 }
 
-func (a *azureAdmin) EnsureSubscription(ctx context.Context, topic, name string, spec SubscriptionSpec) error {
+func (a *azureAdmin) EnsureSubscription(ctx context.Context, topic, name string,
+	spec SubscriptionSpec) error {
 	path := subscriptionPath(topic, name)
 	got, err := a.c.GetSubscription(ctx, topic, name, nil)
 	if err != nil {

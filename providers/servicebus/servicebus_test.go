@@ -93,7 +93,8 @@ func TestLostLockIsLeaseLostNeverSuccess(t *testing.T) {
 	if d2.ID != d.ID || d2.Attempt != 2 {
 		t.Errorf("redelivered %s attempt %d, want %s attempt 2", d2.ID, d2.Attempt, d.ID)
 	}
-	if err := s.DeadLetter(ctx, d, providers.DeadLetter{Reason: "x"}); !errors.Is(err, providers.ErrLeaseLost) {
+	err := s.DeadLetter(ctx, d, providers.DeadLetter{Reason: "x"})
+	if !errors.Is(err, providers.ErrLeaseLost) {
 		t.Errorf("DeadLetter with the old delivery: %v, want ErrLeaseLost", err)
 	}
 

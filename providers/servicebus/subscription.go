@@ -254,7 +254,8 @@ func (s *subscription) delaySender(ctx context.Context) (*azservicebus.Sender, e
 
 // copyMessage is a received message as a new message for one consumer,
 // carrying the attempts it had.
-func copyMessage(m *azservicebus.ReceivedMessage, consumer string, attempts int) *azservicebus.Message {
+func copyMessage(m *azservicebus.ReceivedMessage, consumer string,
+	attempts int) *azservicebus.Message {
 	props := make(map[string]any, len(m.ApplicationProperties)+2)
 	for k, v := range m.ApplicationProperties {
 		props[k] = v
@@ -279,7 +280,8 @@ func copyMessage(m *azservicebus.ReceivedMessage, consumer string, attempts int)
 // Extend renews the lock (RenewMessageLock) and updates d.LeaseUntil.
 // Service Bus renews for the subscription's lock duration, whatever lease
 // asks.
-func (s *subscription) Extend(ctx context.Context, d *providers.Delivery, lease time.Duration) error {
+func (s *subscription) Extend(ctx context.Context, d *providers.Delivery,
+	lease time.Duration) error {
 	h, ok := d.Handle.(*handle)
 	if !ok || h == nil {
 		return fmt.Errorf("%w: servicebus: extend %s: the delivery was not received here",
