@@ -99,7 +99,8 @@ func (c *conn) request(payload []byte, serve func(*message) *message) *amqpError
 		return nil // nobody listens; the real service drops it too
 	}
 	payload = resp.encodeReply()
-	if l.s.sendTransfer(l.handle, dotnetGUID(newToken()), payload, true, nil) {
+	encode := func(b []byte) []byte { return append(b, payload...) }
+	if l.s.sendTransfer(l.handle, dotnetGUID(newToken()), true, nil, encode) {
 		l.credit--
 		l.deliveryCount++
 	}

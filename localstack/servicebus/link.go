@@ -224,14 +224,14 @@ func (l *outLink) sendFlow(drain bool) {
 // deliver sends m to the client; the caller holds the store's mutex.
 // token is nil in receive-and-delete mode. False when the session is gone.
 func (l *outLink) deliver(m *message, token *uuid, lockedUntil time.Time) bool {
-	payload := m.encode(make([]byte, 0, m.size+256), token, lockedUntil)
 	tok := newToken()
 	var d *outDelivery
 	if token != nil {
 		tok = *token
 		d = &outDelivery{st: l.st, token: tok}
 	}
-	if !l.s.sendTransfer(l.handle, dotnetGUID(tok), payload, token == nil, d) {
+	encode := func(b []byte) []byte { return m.encode(b, token, lockedUntil) }
+	if !l.s.sendTransfer(l.handle, dotnetGUID(tok), token == nil, d, encode) {
 		return false
 	}
 	l.credit--

@@ -1,6 +1,7 @@
 package servicebus
 
 import (
+	"encoding/binary"
 	"sync"
 )
 
@@ -164,11 +165,13 @@ func (s *session) transfer(f frame) error {
 	return l.onTransfer(f)
 }
 
-// sendTransfer queues a delivery to the client, split into frames that
-// fit the client's max-frame-size. Unsettled peek-lock deliveries are
+// sendTransfer queues a delivery to the client. encode appends the
+// message; it runs straight into the connection's write buffer, and only a
+// message larger than the client's max-frame-size is copied out again to
+// be split into frames with more=true. Unsettled peek-lock deliveries are
 // remembered by delivery id for the client's disposition.
-func (s *session) sendTransfer(handle uint32, tag, payload []byte, settled bool,
-	d *outDelivery) bool {
+func (s *session) sendTransfer(handle uint32, tag []byte, settled bool, d *outDelivery,
+	encode func([]byte) []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -181,35 +184,53 @@ func (s *session) sendTransfer(handle uint32, tag, payload []byte, settled bool,
 	}
 	frames := uint32(0)
 	ok := s.c.out.append(func(b []byte) []byte {
-		first := list{handle, id, tag, uint32(0), settled, true}
-		cont := list{handle, nil, nil, nil, settled, true}
-		rest := payload
-		for {
-			fl := cont
-			if frames == 0 {
-				fl = first
-			}
-			hdr := appendValue(nil, perf(codeTransfer, fl))
-			room := s.c.peerMax - frameHeaderSize - len(hdr)
-			n := min(room, len(rest))
-			if n == len(rest) {
-				fl[5] = false
-				hdr = appendValue(hdr[:0], perf(codeTransfer, trim(fl[:5])))
-			}
-			size := frameHeaderSize + len(hdr) + n
-			b = append(b, byte(size>>24), byte(size>>16), byte(size>>8), byte(size),
-				2, frameAMQP, byte(s.ch>>8), byte(s.ch))
-			b = append(append(b, hdr...), rest[:n]...)
-			rest = rest[n:]
-			frames++
-			if len(rest) == 0 {
-				return b
-			}
+		// Fast path: the whole delivery in one frame.
+		start := len(b)
+		b = append(b, 0, 0, 0, 0, 2, frameAMQP, byte(s.ch>>8), byte(s.ch))
+		b = appendValue(b, perf(codeTransfer, list{handle, id, tag, uint32(0), settled}))
+		body := len(b)
+		b = encode(b)
+		if len(b)-start <= s.c.peerMax {
+			binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start))
+			frames = 1
+			return b
 		}
+		payload := append([]byte(nil), b[body:]...)
+		b, frames = s.appendSplit(b[:start], handle, id, tag, settled, payload)
+		return b
 	})
 	s.nextOutgoingID += frames
 	if !ok {
 		delete(s.unsettled, id)
 	}
 	return ok
+}
+
+// appendSplit appends a delivery as several transfer frames: the first
+// carries the delivery id and tag, all but the last have more=true.
+func (s *session) appendSplit(b []byte, handle, id uint32, tag []byte, settled bool,
+	payload []byte) ([]byte, uint32) {
+	frames := uint32(0)
+	first := list{handle, id, tag, uint32(0), settled, true}
+	cont := list{handle, nil, nil, nil, settled, true}
+	for rest := payload; ; {
+		fl := cont
+		if frames == 0 {
+			fl = first
+		}
+		hdr := appendValue(nil, perf(codeTransfer, fl))
+		n := min(s.c.peerMax-frameHeaderSize-len(hdr), len(rest))
+		if n == len(rest) {
+			hdr = appendValue(hdr[:0], perf(codeTransfer, trim(fl[:5])))
+		}
+		size := frameHeaderSize + len(hdr) + n
+		b = append(b, byte(size>>24), byte(size>>16), byte(size>>8), byte(size),
+			2, frameAMQP, byte(s.ch>>8), byte(s.ch))
+		b = append(append(b, hdr...), rest[:n]...)
+		rest = rest[n:]
+		frames++
+		if len(rest) == 0 {
+			return b, frames
+		}
+	}
 }
