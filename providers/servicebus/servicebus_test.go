@@ -329,3 +329,44 @@ func TestDelayedNackAfterLostLockLeavesNoCopy(t *testing.T) {
 	}
 	receiveNone(t, s, time.Second)
 }
+
+// TestServiceLimitBelowOptionsIsTooLarge: with MaxMessageBytes above what
+// the entity takes (the emulator's 1 MiB), the service's refusal is
+// ErrTooLarge too.
+func TestServiceLimitBelowOptionsIsTooLarge(t *testing.T) {
+	o := local(t).Options()
+	o.MaxMessageBytes = 4 << 20
+	p, err := servicebus.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	topic := topicName(t)
+	tp := setup(t, p, providers.Topology{Topic: topic, Consumers: []string{"c"}})
+	m := msgs("m", 1)
+	m[0].Body = bytes.Repeat([]byte("x"), 3<<19) // 1.5 MiB
+	err = tp.SendBatch(ctxFor(t, 10*time.Second), m)
+	if !errors.Is(err, providers.ErrTooLarge) || !strings.Contains(err.Error(), topic) {
+		t.Errorf("1.5 MiB to a 1 MiB entity: %v, want ErrTooLarge naming %s", err, topic)
+	}
+}
+
+func TestClosedProviderIsErrClosed(t *testing.T) {
+	p := newProvider(t)
+	topic := topicName(t)
+	tp := setup(t, p, providers.Topology{Topic: topic, Consumers: []string{"c"}})
+	s := open(t, p, topic, "c")
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReceiveBatch(ctxFor(t, 10*time.Second), 1); !errors.Is(err, providers.ErrClosed) {
+		t.Errorf("ReceiveBatch after Close: %v, want ErrClosed", err)
+	}
+	err := tp.SendBatch(ctxFor(t, 10*time.Second), msgs("m", 1))
+	if !errors.Is(err, providers.ErrClosed) {
+		t.Errorf("SendBatch after Close: %v, want ErrClosed", err)
+	}
+	if _, err := p.OpenTopic(ctxFor(t, 10*time.Second), topic); !errors.Is(err, providers.ErrClosed) {
+		t.Errorf("OpenTopic after Close: %v, want ErrClosed", err)
+	}
+}
