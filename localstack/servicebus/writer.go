@@ -23,7 +23,6 @@ type writer struct {
 	wake    chan struct{}
 	done    chan struct{}
 	beat    chan time.Duration
-	lastOut time.Time
 }
 
 func newWriter(nc net.Conn) *writer {
@@ -64,9 +63,9 @@ func (w *writer) append(fill func([]byte) []byte) bool {
 
 func (w *writer) startHeartbeat(every time.Duration) { w.beat <- every }
 
-// run writes until close; it sends an empty frame when nothing else was
-// written for a heartbeat interval, so that the client's idle timer never
-// fires.
+// run writes until close. It also sends an empty frame every heartbeat
+// interval (half the client's idle timeout, at most 15 s), so that the
+// client's idle timer never fires.
 func (w *writer) run() {
 	defer close(w.done)
 	tick := time.NewTicker(time.Hour)
