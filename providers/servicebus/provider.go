@@ -112,11 +112,11 @@ func openURL(ctx context.Context, u *url.URL) (providers.Provider, error) {
 // OpenTopic or OpenSubscription does.
 func New(ctx context.Context, o Options) (*Provider, error) {
 	p := &Provider{admin: o.Admin}
-	max := o.MaxMessageBytes
-	if max <= 0 {
-		max = DefaultMaxMessageBytes
+	limit := o.MaxMessageBytes
+	if limit <= 0 {
+		limit = DefaultMaxMessageBytes
 	}
-	p.limits = providers.Limits{MaxMessageBytes: max, AttributeOverhead: attributeOverhead}
+	p.limits = providers.Limits{MaxMessageBytes: limit, AttributeOverhead: attributeOverhead}
 	copts := o.ClientOptions
 	if copts == nil {
 		copts = &azservicebus.ClientOptions{}

@@ -15,7 +15,7 @@ import (
 )
 
 // AttrAttempts carries the attempts a message had before a delayed Nack
-// copied it (see Subscription.Nack); the next delivery's attempt is this
+// copied it (see "Consuming" in the package doc); the next attempt is this
 // plus Service Bus's DeliveryCount. Deliveries never show it.
 const AttrAttempts = "herald-attempts"
 
