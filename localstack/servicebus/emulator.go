@@ -68,7 +68,6 @@ func (em *Emulator) Listen(addr string) error {
 		_ = ln.Close()
 		return err
 	}
-	em.wg.Add(1)
 	go func() {
 		defer em.wg.Done()
 		em.acceptLoop(ln)
@@ -81,12 +80,13 @@ func (em *Emulator) Serve(ln net.Listener) error {
 	if err := em.setListener(ln); err != nil {
 		return err
 	}
-	em.wg.Add(1)
 	defer em.wg.Done()
 	em.acceptLoop(ln)
 	return nil
 }
 
+// setListener records ln and counts its accept loop in wg (the caller
+// runs the loop and calls wg.Done), under mu so that Close waits for it.
 func (em *Emulator) setListener(ln net.Listener) error {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -98,6 +98,7 @@ func (em *Emulator) setListener(ln net.Listener) error {
 			em.ln.Addr(), providers.ErrInvalid)
 	}
 	em.ln = ln
+	em.wg.Add(1)
 	em.sweeper.Do(func() {
 		em.wg.Add(1)
 		go em.sweepLoop()

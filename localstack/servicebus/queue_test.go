@@ -1,9 +1,14 @@
 package servicebus
 
 import (
+	"errors"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/seed06bc8277/herald/providers"
 )
 
 func TestSendReceiveComplete(t *testing.T) {
@@ -49,4 +54,38 @@ func TestSendReceiveComplete(t *testing.T) {
 	if n, _ := em.Count("q"); n != 0 {
 		t.Fatalf("count after complete = %d, want 0", n)
 	}
+}
+
+func TestServeAndClose(t *testing.T) {
+	em, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- em.Serve(ln) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for em.Addr() == "" && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !strings.HasPrefix(em.ConnectionString(), "Endpoint=sb://"+ln.Addr().String()+";") ||
+		!strings.HasSuffix(em.ConnectionString(), ";UseDevelopmentEmulator=true") {
+		t.Fatalf("connection string %q", em.ConnectionString())
+	}
+	if err := em.Listen("127.0.0.1:0"); !errors.Is(err, providers.ErrInvalid) {
+		t.Fatalf("second listener: %v", err)
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+	if err := em.Listen("127.0.0.1:0"); !errors.Is(err, providers.ErrClosed) {
+		t.Fatalf("Listen after Close: %v", err)
+	}
+	_ = em.Close() // idempotent
 }
