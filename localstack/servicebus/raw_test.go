@@ -322,3 +322,106 @@ func TestSessionWindowIsReplenished(t *testing.T) {
 	}
 	waitCount(t, em, "q", n)
 }
+
+// attachSender opens a session on channel 0 and a sender link (handle 0)
+// to addr, reading the emulator's begin, attach and flow.
+func (r *rawConn) attachSender(addr string) {
+	r.t.Helper()
+	r.write(beginFrame())
+	r.read() // begin
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeAttach, list{"s", uint32(0), false, nil, nil,
+		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{addr}},
+		nil, nil, uint32(0)}), nil))
+	if f := r.read(); f.code != codeAttach {
+		r.t.Fatalf("got 0x%x, want attach", f.code)
+	}
+	if f := r.read(); f.code != codeFlow {
+		r.t.Fatalf("got 0x%x, want flow", f.code)
+	}
+}
+
+// transferFrames sends payload as delivery id in frames of at most chunk
+// bytes; abort marks the last frame aborted.
+func (r *rawConn) transferFrames(id uint32, payload []byte, chunk int, abort bool) {
+	for first := true; ; first = false {
+		n := min(chunk, len(payload))
+		more := n < len(payload)
+		fl := list{uint32(0), nil, nil, nil, false, more}
+		if first {
+			fl = list{uint32(0), id, []byte{byte(id)}, uint32(0), false, more}
+		}
+		if !more && abort {
+			fl = append(fl, nil, nil, nil, nil, true)
+		}
+		r.write(appendFrame(nil, frameAMQP, 0, perf(codeTransfer, fl), payload[:n]))
+		payload = payload[n:]
+		if !more {
+			return
+		}
+	}
+}
+
+func TestMultiFrameTransfers(t *testing.T) {
+	em := start(t, Config{MaxMessageSize: 4000})
+	_ = em.CreateQueue("q", EntityProperties{})
+	r := dialRaw(t, em)
+	r.open()
+	r.attachSender("q")
+	data := func(n int) []byte {
+		return appendValue(nil, described{uint64(secData), make([]byte, n)})
+	}
+
+	// Reassembled from three frames and accepted.
+	r.transferFrames(0, data(2500), 1000, false)
+	f := r.read()
+	if _, code, _ := composite(f.fields.get(4)); f.code != codeDisposition || code != codeAccepted {
+		t.Fatalf("got 0x%x state 0x%x, want accepted", f.code, code)
+	}
+	// Over MaxMessageSize: rejected with message-size-exceeded.
+	r.transferFrames(1, data(5000), 1000, false)
+	f = r.read()
+	st, code, _ := composite(f.fields.get(4))
+	if code != codeRejected || parseError(st.get(0)).Condition != condMessageSize {
+		t.Fatalf("state 0x%x %v, want rejected message-size-exceeded", code, st)
+	}
+	// Aborted: dropped without a disposition.
+	r.transferFrames(2, data(2500), 1000, true)
+	r.transferFrames(3, data(10), 1000, false)
+	f = r.read()
+	if first, _ := f.fields.u32(1); f.code != codeDisposition || first != 3 {
+		t.Fatalf("got 0x%x for delivery %d, want the disposition of delivery 3", f.code, first)
+	}
+	if n, _ := em.Count("q"); n != 2 {
+		t.Fatalf("queue holds %d messages, want 2", n)
+	}
+}
+
+func TestAttachErrors(t *testing.T) {
+	em := start(t, Config{})
+	_ = em.CreateTopic("t", EntityProperties{})
+	_ = em.CreateSubscription("t", "s", EntityProperties{})
+	r := dialRaw(t, em)
+	r.open()
+	r.attachSender("t")
+	// Handle 0 is taken: a second attach on it ends the session.
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeAttach, list{"x", uint32(0), false, nil, nil,
+		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{"t"}}}), nil))
+	f := r.read()
+	if e := parseError(f.fields.get(0)); f.code != codeEnd || e.Condition != condHandleInUse {
+		t.Fatalf("got 0x%x %v, want end with handle-in-use", f.code, e)
+	}
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeEnd, nil), nil))
+	// Sending to a subscription is refused with a closing detach.
+	r.write(beginFrame())
+	r.read()
+	r.write(appendFrame(nil, frameAMQP, 0, perf(codeAttach, list{"y", uint32(1), false, nil, nil,
+		described{uint64(codeSource), list{}},
+		described{uint64(codeTarget), list{"t/Subscriptions/s"}}}), nil))
+	if f := r.read(); f.code != codeAttach || f.fields.get(6) != nil {
+		t.Fatalf("got 0x%x target %v, want attach with a null target", f.code, f.fields.get(6))
+	}
+	f = r.read()
+	if e := parseError(f.fields.get(2)); f.code != codeDetach || e.Condition != condNotAllowed {
+		t.Fatalf("got 0x%x %v, want detach with not-allowed", f.code, e)
+	}
+}
