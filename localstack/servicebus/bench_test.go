@@ -46,7 +46,7 @@ func benchSendReceive(b *testing.B, workers int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 
-	var toSend, received atomic.Int64
+	var toSend, received, redelivered atomic.Int64
 	toSend.Store(int64(b.N))
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*workers)
@@ -98,6 +98,11 @@ func benchSendReceive(b *testing.B, workers int) {
 					errs <- err
 					return
 				}
+				for _, m := range msgs {
+					if m.DeliveryCount > 1 {
+						redelivered.Add(1) // released by the SDK between calls
+					}
+				}
 				// Complete concurrently, as a consumer with concurrency does.
 				var settle sync.WaitGroup
 				var failed atomic.Pointer[error]
@@ -127,4 +132,5 @@ func benchSendReceive(b *testing.B, workers int) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	b.ReportMetric(float64(redelivered.Load())/float64(b.N), "redelivered/op")
 }
