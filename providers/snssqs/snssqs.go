@@ -147,7 +147,9 @@ type Provider struct {
 	sts    *sts.Client
 	region string
 	opts   Options
-	http   *awshttp.BuildableClient
+	// closeIdle closes the idle connections of the HTTP client this
+	// provider made (none when Options.Config brought its own).
+	closeIdle func()
 
 	accountOnce sync.Mutex
 	account     string
@@ -220,6 +222,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	}
 
 	var cfg aws.Config
+	var closeIdle func()
 	if o.Config != nil {
 		cfg = o.Config.Copy()
 	} else {
@@ -228,6 +231,14 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 			config.WithRetryer(retryer))
 		if err != nil {
 			return nil, fmt.Errorf("%w: snssqs: load AWS configuration: %v", providers.ErrInvalid, err)
+		}
+		// Freeze the client the configuration settled on (it may have
+		// added a CA bundle), so that Close can reach its connections.
+		if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+			cfg.HTTPClient = bc.Freeze()
+		}
+		if c, ok := cfg.HTTPClient.(interface{ CloseIdleConnections() }); ok {
+			closeIdle = c.CloseIdleConnections
 		}
 	}
 	if o.Region != "" {
@@ -261,12 +272,10 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 				so.BaseEndpoint = aws.String(o.Endpoint)
 			}
 		}),
-		region:  cfg.Region,
-		opts:    o,
-		account: o.AccountID,
-	}
-	if o.Config == nil {
-		p.http = hc
+		region:    cfg.Region,
+		opts:      o,
+		account:   o.AccountID,
+		closeIdle: closeIdle,
 	}
 	return p, nil
 }
@@ -282,8 +291,8 @@ func (p *Provider) Limits() providers.Limits {
 }
 
 // Close marks the provider closed: later calls to open a topic or a
-// subscription fail with ErrClosed. Topics and subscriptions already open
-// keep working until they are closed themselves.
+// subscription fail with ErrClosed, and idle connections are closed.
+// Close topics and subscriptions first.
 func (p *Provider) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -291,8 +300,8 @@ func (p *Provider) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.http != nil {
-		p.http.GetTransport().CloseIdleConnections()
+	if p.closeIdle != nil {
+		p.closeIdle()
 	}
 	return nil
 }
