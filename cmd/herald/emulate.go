@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/seed06bc8277/herald/localstack"
 	"github.com/seed06bc8277/herald/localstack/servicebus"
+	sbprov "github.com/seed06bc8277/herald/providers/servicebus"
 )
 
 func init() {
@@ -87,9 +91,29 @@ func emulateServiceBus(ctx context.Context, out io.Writer, listen, config string
 	if err := em.Listen(listen); err != nil {
 		return err
 	}
-	cs := em.ConnectionString()
-	fmt.Fprintf(out, "Service Bus emulator at %s\n\n  export HERALD_SERVICEBUS_CONNECTION_STRING='%s'\n"+
-		"  herald demo --url azuresb://%s\n", em.Addr(), cs, em.Addr())
+
+	// Beside AMQP, the emulator's administration over HTTP on loopback,
+	// so that herald provision (and the demo) in other processes can
+	// create entities.
+	host, _, err := net.SplitHostPort(em.Addr())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           sbprov.AdminHandler(&localstack.EmulatorAdmin{Emulator: em}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	url := fmt.Sprintf("azuresb://%s?admin=http://%s", em.Addr(), ln.Addr())
+	fmt.Fprintf(out, "Service Bus emulator at %s (administration at http://%s)\n\n"+
+		"  export HERALD_SERVICEBUS_CONNECTION_STRING='%s'\n"+
+		"  herald demo --url '%s'\n", em.Addr(), ln.Addr(), em.ConnectionString(), url)
 	return waitForInterrupt(ctx, out)
 }
 

@@ -4,9 +4,12 @@
 //	azuresb://NAMESPACE         NAMESPACE.servicebus.windows.net (or a full host name)
 //	azuresb://127.0.0.1:PORT    an emulator on this machine
 //
-// with the optional parameter maxmessagebytes (default 262144, 256 KiB,
-// the Standard tier; raise it for Premium). New builds a provider from
-// Options for what a URL does not carry (a credential, an Admin).
+// with the optional parameters maxmessagebytes (default 262144, 256 KiB,
+// the Standard tier; raise it for Premium) and admin, the loopback
+// http://127.0.0.1:PORT where `herald emulate servicebus` serves its
+// administration (AdminHandler), so that Provision works against an
+// emulator in another process. New builds a provider from Options for what
+// a URL does not carry (a credential, an Admin).
 //
 // # Credentials
 //

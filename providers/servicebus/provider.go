@@ -87,7 +87,7 @@ func init() {
 	providers.Register(Scheme, openURL)
 }
 
-// openURL opens azuresb://NAMESPACE[?maxmessagebytes=N].
+// openURL opens azuresb://NAMESPACE[?maxmessagebytes=N][&admin=http://127.0.0.1:PORT].
 func openURL(ctx context.Context, u *url.URL) (providers.Provider, error) {
 	o := Options{Namespace: u.Host}
 	for k, v := range u.Query() {
@@ -99,9 +99,15 @@ func openURL(ctx context.Context, u *url.URL) (providers.Provider, error) {
 					"must be a positive number", providers.ErrInvalid)
 			}
 			o.MaxMessageBytes = n
+		case "admin":
+			a, err := NewHTTPAdmin(v[len(v)-1])
+			if err != nil {
+				return nil, err
+			}
+			o.Admin = a
 		default:
 			return nil, fmt.Errorf("%w: servicebus: unknown URL parameter %q (known: "+
-				"maxmessagebytes); the connection string comes from %s", providers.ErrInvalid,
+				"maxmessagebytes, admin); the connection string comes from %s", providers.ErrInvalid,
 				k, EnvConnectionString)
 		}
 	}
