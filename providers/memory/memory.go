@@ -24,9 +24,9 @@
 // A send copies each body, so the sender may reuse its buffer; the
 // attribute map is kept. Every consumer's deliveries of a message share
 // that one copy of the body and the map: receivers must treat them as
-// read-only. The provider side of a send, receive and ack costs a few
-// hundred nanoseconds and one allocation per message, the copy of its body
-// (see BenchmarkSendReceiveAck).
+// read-only. The provider side of a send, receive and ack of a 1 KiB
+// message costs about half a microsecond on a 2.6 GHz core and one
+// allocation, the copy of its body (BenchmarkSendReceiveAck).
 //
 // URLs: mem:// opens a fresh private instance on every Open. mem://NAME
 // opens the instance called NAME, shared by every Open of that name in the
