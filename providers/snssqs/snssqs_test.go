@@ -3,6 +3,7 @@ package snssqs
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/seed06bc8277/herald/providers"
 )
@@ -68,6 +73,14 @@ func TestRoundTripKeepsBodiesAndAttributes(t *testing.T) {
 	}
 }
 
+func provisionWith(t *testing.T, p *Provider, top providers.Topology) providers.Topology {
+	t.Helper()
+	if err := p.Provision(context.Background(), top); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	return top
+}
+
 func tenAttrs() map[string]string {
 	m := map[string]string{}
 	for i := range MaxAttributes {
@@ -96,9 +109,49 @@ func TestOpenMissingNamesTheResource(t *testing.T) {
 
 func TestProvisionIsIdempotent(t *testing.T) {
 	p := newProvider(t)
-	top := provision(t, p, false, "c")
+	top := provisionWith(t, p, providers.Topology{Topic: uniqueTopic(t), Consumers: []string{"c"},
+		MaxAttempts: 3, Lease: 1500 * time.Millisecond})
 	if err := p.Provision(context.Background(), top); err != nil {
 		t.Fatalf("second Provision: %v", err)
+	}
+	ctx := context.Background()
+
+	// The queue: its lease, a RedrivePolicy to its dead-letter queue after
+	// MaxAttempts+5 receives, and a policy letting only the topic send.
+	qURL, err := p.queueURL(ctx, top.Topic+"-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &qURL,
+		AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var redrive struct {
+		DeadLetterTargetArn string
+		MaxReceiveCount     json.Number
+	}
+	if err := json.Unmarshal([]byte(out.Attributes["RedrivePolicy"]), &redrive); err != nil ||
+		!strings.HasSuffix(redrive.DeadLetterTargetArn, ":"+top.Topic+"-c-dlq") ||
+		redrive.MaxReceiveCount.String() != "8" {
+		t.Errorf("RedrivePolicy = %s, want the dlq after 8 receives", out.Attributes["RedrivePolicy"])
+	}
+	topicARN, _, _ := p.findTopic(ctx, top.Topic)
+	if pol := out.Attributes["Policy"]; !strings.Contains(pol, topicARN) ||
+		!strings.Contains(pol, "sns.amazonaws.com") || !strings.Contains(pol, "sqs:SendMessage") {
+		t.Errorf("Policy = %s, want one letting %s send", pol, topicARN)
+	}
+	if v := out.Attributes["VisibilityTimeout"]; v != "2" {
+		t.Errorf("VisibilityTimeout = %s, want the 1.5 s lease rounded up to 2", v)
+	}
+	subs, err := p.sns.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: &topicARN})
+	if err != nil || len(subs.Subscriptions) != 1 {
+		t.Fatalf("subscriptions: %v, %v; want one", subs, err)
+	}
+	sa, err := p.sns.GetSubscriptionAttributes(ctx, &sns.GetSubscriptionAttributesInput{
+		SubscriptionArn: subs.Subscriptions[0].SubscriptionArn})
+	if err != nil || sa.Attributes["RawMessageDelivery"] != "true" {
+		t.Errorf("subscription attributes %v, %v; want raw delivery", sa, err)
 	}
 	tp := openTopic(t, p, top.Topic)
 	if err := tp.SendBatch(context.Background(), []*providers.Message{{Body: []byte("once")}}); err != nil {
