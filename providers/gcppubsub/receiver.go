@@ -110,6 +110,8 @@ func (r *receiver) receive(ctx context.Context, n int) ([]*providers.Delivery, e
 		if attempt <= 0 {
 			attempt = r.attempts.next(m.GetMessageId())
 		}
+		h := &leased{ackID: rm.GetAckId()}
+		h.until.Store(start.Add(lease).UnixNano())
 		out[i] = &providers.Delivery{
 			Message: providers.Message{
 				ID:          m.GetAttributes()[ceID],
@@ -120,43 +122,53 @@ func (r *receiver) receive(ctx context.Context, n int) ([]*providers.Delivery, e
 			ProviderID: m.GetMessageId(),
 			Attempt:    attempt,
 			LeaseUntil: start.Add(lease),
-			Handle:     rm.GetAckId(),
+			Handle:     h,
 		}
 	}
 	return out, nil
 }
 
-// handle returns the delivery's ack ID, or an error when the delivery is
-// not one of this receiver's or its lease has ended.
-func (r *receiver) handle(op string, d *providers.Delivery) (string, error) {
-	if err := r.checkOpen(op); err != nil {
-		return "", err
-	}
-	id, ok := d.Handle.(string)
-	if !ok || id == "" {
-		return "", fmt.Errorf("%w: gcppubsub: %s %s: delivery %s was not received from it",
-			providers.ErrInvalid, op, r.path, d.ProviderID)
-	}
-	if !time.Now().Before(d.LeaseUntil) {
-		return "", r.leaseLost(op, d)
-	}
-	return id, nil
+// leased is a delivery's Handle: its ack ID and when herald's lease on it
+// ends. The end is kept here, not read from Delivery.LeaseUntil, because
+// the consumer loop may settle a delivery while another goroutine extends
+// it.
+type leased struct {
+	ackID string
+	until atomic.Int64 // Unix nanoseconds
 }
 
-func (r *receiver) leaseLost(op string, d *providers.Delivery) error {
+// handle returns the delivery's lease, or an error when the delivery is
+// not one of this receiver's or its lease has ended.
+func (r *receiver) handle(op string, d *providers.Delivery) (*leased, error) {
+	if err := r.checkOpen(op); err != nil {
+		return nil, err
+	}
+	h, ok := d.Handle.(*leased)
+	if !ok || h == nil {
+		return nil, fmt.Errorf("%w: gcppubsub: %s %s: delivery %s was not received from it",
+			providers.ErrInvalid, op, r.path, d.ProviderID)
+	}
+	if time.Now().UnixNano() >= h.until.Load() {
+		return nil, r.leaseLost(op, d, h)
+	}
+	return h, nil
+}
+
+func (r *receiver) leaseLost(op string, d *providers.Delivery, h *leased) error {
 	return fmt.Errorf("%w: gcppubsub: %s %s: message %s: its lease ended at %s",
-		providers.ErrLeaseLost, op, r.path, d.ProviderID, d.LeaseUntil.Format(time.RFC3339Nano))
+		providers.ErrLeaseLost, op, r.path, d.ProviderID,
+		time.Unix(0, h.until.Load()).UTC().Format(time.RFC3339Nano))
 }
 
 // ack acknowledges the delivery, in a call shared with concurrent acks.
 func (r *receiver) ack(ctx context.Context, d *providers.Delivery) error {
-	id, err := r.handle("ack on", d)
+	h, err := r.handle("ack on", d)
 	if err != nil {
 		return err
 	}
-	if err := r.acks.ack(ctx, id); err != nil {
-		if invalidAckIDs(err)[id] {
-			return r.leaseLost("ack on", d)
+	if err := r.acks.ack(ctx, h.ackID); err != nil {
+		if invalidAckIDs(err)[h.ackID] {
+			return r.leaseLost("ack on", d, h)
 		}
 		return wrap("ack on subscription", r.path, err)
 	}
@@ -168,16 +180,16 @@ func (r *receiver) ack(ctx context.Context, d *providers.Delivery) error {
 // set to the delay (whole seconds, rounded up, at most 600 s; 0 means at
 // once), after which Pub/Sub redelivers it as a new attempt.
 func (r *receiver) nack(ctx context.Context, d *providers.Delivery, delay time.Duration) error {
-	id, err := r.handle("nack on", d)
+	h, err := r.handle("nack on", d)
 	if err != nil {
 		return err
 	}
 	if delay < 0 {
 		delay = 0
 	}
-	if err := r.modify(ctx, []string{id}, delay); err != nil {
-		if invalidAckIDs(err)[id] {
-			return r.leaseLost("nack on", d)
+	if err := r.modify(ctx, []string{h.ackID}, delay); err != nil {
+		if invalidAckIDs(err)[h.ackID] {
+			return r.leaseLost("nack on", d, h)
 		}
 		return wrap("nack on subscription", r.path, err)
 	}
@@ -187,7 +199,7 @@ func (r *receiver) nack(ctx context.Context, d *providers.Delivery, delay time.D
 // extend sets the delivery's ack deadline to lease from now (whole
 // seconds, rounded up, at most 600 s).
 func (r *receiver) extend(ctx context.Context, d *providers.Delivery, lease time.Duration) error {
-	id, err := r.handle("extend lease on", d)
+	h, err := r.handle("extend lease on", d)
 	if err != nil {
 		return err
 	}
@@ -197,13 +209,15 @@ func (r *receiver) extend(ctx context.Context, d *providers.Delivery, lease time
 	}
 	secs := ceilSeconds(lease, time.Second)
 	start := time.Now()
-	if err := r.modify(ctx, []string{id}, time.Duration(secs)*time.Second); err != nil {
-		if invalidAckIDs(err)[id] {
-			return r.leaseLost("extend lease on", d)
+	if err := r.modify(ctx, []string{h.ackID}, time.Duration(secs)*time.Second); err != nil {
+		if invalidAckIDs(err)[h.ackID] {
+			return r.leaseLost("extend lease on", d, h)
 		}
 		return wrap("extend lease on subscription", r.path, err)
 	}
-	d.LeaseUntil = start.Add(time.Duration(secs) * time.Second)
+	until := start.Add(time.Duration(secs) * time.Second)
+	h.until.Store(until.UnixNano())
+	d.LeaseUntil = until
 	return nil
 }
 
