@@ -61,7 +61,8 @@ func topicAndSubs(t *testing.T, c *pubsub.Client, name string, subs ...string) {
 	ctx := context.Background()
 	p := "projects/" + localstack.PubSubProject
 	for _, n := range []string{name, name + "-dl"} {
-		if _, err := c.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: p + "/topics/" + n}); err != nil {
+		_, err := c.TopicAdminClient.CreateTopic(ctx, &pb.Topic{Name: p + "/topics/" + n})
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +129,8 @@ func TestPubSubChildPublishes(t *testing.T) {
 	defer pub.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := pub.Publish(ctx, &pubsub.Message{Data: []byte("from the child")}).Get(ctx); err != nil {
+	res := pub.Publish(ctx, &pubsub.Message{Data: []byte("from the child")})
+	if _, err := res.Get(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -63,7 +63,8 @@ func BenchmarkPublishRawClient(b *testing.B) {
 	b.ResetTimer()
 	results := make([]*pubsub.PublishResult, 0, b.N)
 	for range b.N {
-		results = append(results, pub.Publish(ctx, &pubsub.Message{Data: benchBody, Attributes: benchAttrs}))
+		m := &pubsub.Message{Data: benchBody, Attributes: benchAttrs}
+		results = append(results, pub.Publish(ctx, m))
 	}
 	for _, r := range results {
 		if _, err := r.Get(ctx); err != nil {

@@ -47,10 +47,10 @@ func (p *Provider) OpenDeadLetters(ctx context.Context, topic, consumer string,
 	return &DeadLetterQueue{receiver: r, topic: topic, consumer: consumer}, nil
 }
 
-// ReceiveBatch leases up to max dead letters (at most 1000) for the
+// ReceiveBatch leases up to n dead letters (at most 1000) for the
 // dead-letter subscription's ack deadline.
-func (q *DeadLetterQueue) ReceiveBatch(ctx context.Context, max int) ([]*providers.Delivery, error) {
-	return q.receive(ctx, max)
+func (q *DeadLetterQueue) ReceiveBatch(ctx context.Context, n int) ([]*providers.Delivery, error) {
+	return q.receive(ctx, n)
 }
 
 // Ack removes a dead letter for good.

@@ -94,6 +94,10 @@
 // across all subscriptions of a topic (localstack corrects the attempts it
 // reports, but its dead-letter backstop still counts them all); it ignores
 // retry policies; it accepts late ack IDs silently; an empty Pull waits
-// 500 ms (localstack answers as soon as a message arrives); and with
-// message ordering it delivers one message per ordering key at a time.
+// 500 ms (localstack answers as soon as a message arrives); with message
+// ordering it delivers one message per ordering key at a time; and every
+// subscription walks all its unacked messages (evaluating its filter on
+// each) every 10 ms and on every Pull, under one server-wide lock, so a
+// large backlog anywhere on the server slows everything. It does
+// evaluate subscription filters, including herald's.
 package gcppubsub

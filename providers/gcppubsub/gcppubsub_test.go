@@ -227,7 +227,8 @@ func TestDeadLetterThenRedriveReachesOnlyThatConsumer(t *testing.T) {
 		string(letter.Body) != "m-0" || letter.ID != "m-0" || letter.Attributes["n"] != "0" {
 		t.Fatalf("letter %+v, reason %+v", letter.Message, got)
 	}
-	if err := q.Redrive(ctxFor(t, 10*time.Second), []*providers.Message{&letter.Message}); err != nil {
+	err = q.Redrive(ctxFor(t, 10*time.Second), []*providers.Message{&letter.Message})
+	if err != nil {
 		t.Fatalf("Redrive: %v", err)
 	}
 	if err := q.Ack(ctxFor(t, 5*time.Second), letter); err != nil {
@@ -296,7 +297,8 @@ func TestBadMessagesFailAloneNamingTheLimit(t *testing.T) {
 		{ID: "ok-1", Body: []byte("fine")},
 		{ID: "many", Body: []byte("x"), Attributes: many},
 		{ID: "longkey", Body: []byte("x"), Attributes: map[string]string{strings.Repeat("k", 257): "v"}},
-		{ID: "longvalue", Body: []byte("x"), Attributes: map[string]string{"k": strings.Repeat("v", 1025)}},
+		{ID: "longvalue", Body: []byte("x"),
+			Attributes: map[string]string{"k": strings.Repeat("v", 1025)}},
 		{ID: "goog", Body: []byte("x"), Attributes: map[string]string{"googclient": "v"}},
 		{ID: "huge", Body: make([]byte, gcppubsub.MaxMessageBytes+1)},
 		{ID: "empty"},
@@ -427,7 +429,8 @@ func TestClosedSubscriptionAndTopic(t *testing.T) {
 	if _, err := s.ReceiveBatch(context.Background(), 1); !errors.Is(err, providers.ErrClosed) {
 		t.Errorf("ReceiveBatch after Close: %v", err)
 	}
-	if err := top.SendBatch(context.Background(), msgs("m", 1)); !errors.Is(err, providers.ErrClosed) {
+	err := top.SendBatch(context.Background(), msgs("m", 1))
+	if !errors.Is(err, providers.ErrClosed) {
 		t.Errorf("SendBatch after Close: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -460,7 +463,8 @@ func TestFailedOrderedPublishIsResumed(t *testing.T) {
 	defer admin.Close()
 	path := "projects/" + ps.Project + "/topics/" + topic
 	ctx := ctxFor(t, 10*time.Second)
-	if err := admin.TopicAdminClient.DeleteTopic(ctx, &pb.DeleteTopicRequest{Topic: path}); err != nil {
+	err = admin.TopicAdminClient.DeleteTopic(ctx, &pb.DeleteTopicRequest{Topic: path})
+	if err != nil {
 		t.Fatal(err)
 	}
 	err = top.SendBatch(ctx, batch("lost"))

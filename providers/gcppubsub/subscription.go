@@ -69,13 +69,17 @@ func (s *Subscription) Ack(ctx context.Context, d *providers.Delivery) error {
 // Nack gives the delivery back: Pub/Sub redelivers it after delay (whole
 // seconds, rounded up, at most 600 s; 0 at once), plus the subscription's
 // retry-policy backoff on Pub/Sub itself, as the next attempt.
-func (s *Subscription) Nack(ctx context.Context, d *providers.Delivery, delay time.Duration) error {
+func (s *Subscription) Nack(ctx context.Context, d *providers.Delivery,
+	delay time.Duration,
+) error {
 	return s.nack(ctx, d, delay)
 }
 
 // Extend sets the delivery's ack deadline to lease from now (whole
 // seconds, rounded up, at most 600 s) and updates d.LeaseUntil.
-func (s *Subscription) Extend(ctx context.Context, d *providers.Delivery, lease time.Duration) error {
+func (s *Subscription) Extend(ctx context.Context, d *providers.Delivery,
+	lease time.Duration,
+) error {
 	return s.extend(ctx, d, lease)
 }
 

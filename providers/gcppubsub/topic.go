@@ -72,7 +72,8 @@ func (p *Provider) newTopic(topic string, ordered bool) *Topic {
 // sending the failed messages again works.
 func (t *Topic) SendBatch(ctx context.Context, msgs []*providers.Message) error {
 	if t.closed.Load() {
-		return fmt.Errorf("%w: gcppubsub: send to topic %s: topic is closed", providers.ErrClosed, t.path)
+		return fmt.Errorf("%w: gcppubsub: send to topic %s: topic is closed",
+			providers.ErrClosed, t.path)
 	}
 	results := make([]*pubsub.PublishResult, len(msgs))
 	var failed map[int]error
