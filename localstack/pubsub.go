@@ -176,7 +176,9 @@ type pubsubCount struct {
 // otherwise it looks again, every 2 ms growing to 20 ms, for up to 1 s.
 func (l *pubsubLayer) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse, error) {
 	quick := &pb.PullRequest{Subscription: req.GetSubscription(),
-		MaxMessages: req.GetMaxMessages(), ReturnImmediately: true}
+		MaxMessages: req.GetMaxMessages()}
+	//lint:ignore SA1019 pstest's way not to wait
+	quick.ReturnImmediately = true
 	deadline := time.Now().Add(pubsubPullWait)
 	pause := 2 * time.Millisecond
 	for {
@@ -184,7 +186,8 @@ func (l *pubsubLayer) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullRe
 		if err != nil {
 			return nil, err
 		}
-		if len(resp.GetReceivedMessages()) > 0 || req.GetReturnImmediately() || //nolint:staticcheck
+		//lint:ignore SA1019 clients may still ask not to wait
+		if len(resp.GetReceivedMessages()) > 0 || req.GetReturnImmediately() ||
 			time.Now().After(deadline) {
 			return &pb.PullResponse{
 				ReceivedMessages: l.count(req.GetSubscription(), resp.GetReceivedMessages()),

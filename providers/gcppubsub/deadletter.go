@@ -116,9 +116,10 @@ func (q *DeadLetterQueue) Count(ctx context.Context) (int, error) {
 	for len(ids) < maxCount {
 		var resp *pb.PullResponse
 		resp, err = q.p.client.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{
-			Subscription:      q.path,
-			MaxMessages:       int32(min(maxPull, maxCount-len(ids))),
-			ReturnImmediately: true, //nolint:staticcheck // the only way not to wait
+			Subscription: q.path,
+			MaxMessages:  int32(min(maxPull, maxCount-len(ids))),
+			//lint:ignore SA1019 deprecated for receiving, but Count must not wait
+			ReturnImmediately: true,
 		})
 		if err != nil || len(resp.GetReceivedMessages()) == 0 {
 			break
