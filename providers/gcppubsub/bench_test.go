@@ -2,6 +2,8 @@ package gcppubsub_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/seed06bc8277/herald"
 	"github.com/seed06bc8277/herald/providers"
 	"github.com/seed06bc8277/herald/providers/gcppubsub"
 )
@@ -163,6 +166,76 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.StopTimer()
 	if got := acked.Load(); got < int64(b.N) {
 		b.Fatalf("acked %d of %d", got, b.N)
+	}
+	reportRate(b)
+}
+
+// BenchmarkHeraldEndToEnd is the whole path: herald's Publisher (4
+// goroutines, batches of 100) and a herald Consumer (concurrency 64, the
+// in-memory idempotency store) on the local Pub/Sub.
+func BenchmarkHeraldEndToEnd(b *testing.B) {
+	p := newProvider(b, gcppubsub.Options{})
+	client := herald.NewClient(p)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	topo := providers.Topology{Topic: topicName(b), Consumers: []string{"a"}}
+	if err := client.Provision(ctx, topo); err != nil {
+		b.Fatal(err)
+	}
+	pub, err := client.Publisher(ctx, topo.Topic, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	var handled atomic.Int64
+	all := make(chan struct{})
+	c, err := client.Consumer(topo.Topic, "a", func(context.Context, *herald.Message) error {
+		if handled.Add(1) == int64(b.N) {
+			close(all)
+		}
+		return nil
+	}, &herald.ConsumerOptions{Concurrency: 64,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() { ran <- c.Run(runCtx) }()
+
+	var next atomic.Int64
+	var pwg sync.WaitGroup
+	for range 4 {
+		pwg.Go(func() {
+			for {
+				from := int(next.Add(benchBatch)) - benchBatch
+				if from >= b.N {
+					return
+				}
+				batch := make([]*herald.Message, min(benchBatch, b.N-from))
+				for i := range batch {
+					batch[i] = &herald.Message{Type: "OrderPlaced", Source: "/checkout",
+						Data: benchBody, Attributes: map[string]string{"tenant": "acme"}}
+				}
+				if err := pub.Publish(ctx, batch...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	pwg.Wait()
+	select {
+	case <-all:
+	case <-ctx.Done():
+		b.Fatalf("handled %d of %d", handled.Load(), b.N)
+	}
+	b.StopTimer()
+	stop()
+	if err := <-ran; err != nil {
+		b.Error(err)
 	}
 	reportRate(b)
 }
