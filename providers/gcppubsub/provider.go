@@ -98,8 +98,9 @@ type Options struct {
 	// exponentially to the maximum) before it redelivers a message whose
 	// ack deadline passed. The wait adds to herald's own retry backoff,
 	// which is applied with the ack deadline (see Subscription.Nack), so
-	// they are kept short. Defaults 1 s and 10 s; Pub/Sub allows 0 to
-	// 600 s. pstest ignores retry policies.
+	// they are kept short. Defaults 1 s and 10 s (a negative minimum
+	// means 0: redeliver at once); Pub/Sub allows 0 to 600 s. pstest
+	// ignores retry policies.
 	RetryMinBackoff time.Duration
 	RetryMaxBackoff time.Duration
 }
@@ -120,13 +121,17 @@ func (o *Options) setDefaults() error {
 	if o.PublishDelay <= 0 {
 		o.PublishDelay = DefaultPublishDelay
 	}
-	if o.RetryMinBackoff <= 0 {
+	switch {
+	case o.RetryMinBackoff == 0:
 		o.RetryMinBackoff = DefaultRetryMinBackoff
+	case o.RetryMinBackoff < 0:
+		o.RetryMinBackoff = 0
 	}
-	if o.RetryMaxBackoff <= 0 {
-		o.RetryMaxBackoff = DefaultRetryMaxBackoff
+	if o.RetryMaxBackoff == 0 {
+		o.RetryMaxBackoff = max(DefaultRetryMaxBackoff, o.RetryMinBackoff)
 	}
-	if o.RetryMaxBackoff > maxAckDeadline || o.RetryMinBackoff > o.RetryMaxBackoff {
+	if o.RetryMaxBackoff < 0 || o.RetryMaxBackoff > maxAckDeadline ||
+		o.RetryMinBackoff > o.RetryMaxBackoff {
 		return fmt.Errorf("%w: gcppubsub: retry backoff %v..%v: want 0 <= min <= max <= 600s",
 			providers.ErrInvalid, o.RetryMinBackoff, o.RetryMaxBackoff)
 	}
