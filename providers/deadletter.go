@@ -47,7 +47,7 @@ const maxErrorText = 1024
 type DeadLetter struct {
 	// Reason is one of the Reason constants.
 	Reason string `json:"reason"`
-	// Error is the last error's text, cut to 1 KiB.
+	// Error is the last error's text, cut to 1 KiB (1,024 bytes).
 	Error string `json:"error,omitempty"`
 	// Attempts is the attempt on which the message was dead-lettered.
 	Attempts int `json:"attempts"`
@@ -128,16 +128,18 @@ func StripDeadLetter(attrs map[string]string) map[string]string {
 	return out
 }
 
+// truncate cuts s to at most maxErrorText bytes, the mark included, on a
+// rune boundary so that the attribute stays valid UTF-8.
 func truncate(s string) string {
 	if len(s) <= maxErrorText {
 		return s
 	}
-	// Cut on a rune boundary so the attribute stays valid UTF-8.
-	cut := maxErrorText
+	const mark = "…"
+	cut := maxErrorText - len(mark)
 	for cut > 0 && s[cut]&0xC0 == 0x80 {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut] + mark
 }
 
 // DeadLetterSource is implemented by providers whose dead-letter queues
