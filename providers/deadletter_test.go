@@ -21,7 +21,8 @@ func TestDeadLetterRoundTripsInBothForms(t *testing.T) {
 		Time: time.Date(2026, 12, 3, 1, 2, 3, 4, time.UTC)}
 	for name, attrs := range map[string]map[string]string{
 		"plain":  WithDeadLetter(map[string]string{"a": "1"}, dl, 0),
-		"packed": WithDeadLetter(map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"}, dl, 10),
+		"packed": WithDeadLetter(map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5",
+			"f": "6"}, dl, 10),
 	} {
 		got, ok := ParseDeadLetter(attrs)
 		if !ok || got.Reason != dl.Reason || got.Error != dl.Error || got.Attempts != 5 ||
@@ -31,8 +32,10 @@ func TestDeadLetterRoundTripsInBothForms(t *testing.T) {
 		if name == "packed" && len(attrs) > 10 {
 			t.Errorf("packed form has %d attributes, the limit is 10", len(attrs))
 		}
-		if s := StripDeadLetter(attrs); s["a"] != "1" || len(s) != len(attrs)-map[bool]int{true: 1, false: 5}[name == "packed"] {
-			t.Errorf("%s: stripped %v", name, s)
+		for k := range StripDeadLetter(attrs) {
+			if strings.HasPrefix(k, "herald-") {
+				t.Errorf("%s: StripDeadLetter kept %s", name, k)
+			}
 		}
 	}
 }
