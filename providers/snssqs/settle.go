@@ -172,10 +172,14 @@ func repeat(n int, err error) []error {
 	return out
 }
 
-// batcher coalesces concurrent calls into batch requests of up to 10.
+// batcher coalesces concurrent calls into batch requests of up to 10,
+// sent by settleConcurrency long-lived workers (whose stacks stay grown
+// for the SDK's deep call chains).
 type batcher[T any] struct {
 	send  func(ctx context.Context, items []T) []error
 	calls chan *call[T]
+	work  chan []*call[T]
+	idle  chan struct{} // one token per idle worker
 	done  chan struct{}
 
 	mu     sync.RWMutex
@@ -189,9 +193,24 @@ type call[T any] struct {
 }
 
 func newBatcher[T any](send func(ctx context.Context, items []T) []error) *batcher[T] {
-	b := &batcher[T]{send: send, calls: make(chan *call[T], 4*maxBatchEntries),
-		done: make(chan struct{})}
-	go b.run()
+	b := &batcher[T]{
+		send:  send,
+		calls: make(chan *call[T], 4*maxBatchEntries),
+		work:  make(chan []*call[T], settleConcurrency),
+		idle:  make(chan struct{}, settleConcurrency),
+		done:  make(chan struct{}),
+	}
+	var workers sync.WaitGroup
+	for range settleConcurrency {
+		b.idle <- struct{}{}
+		workers.Go(b.worker)
+	}
+	go func() {
+		b.dispatch()
+		close(b.work)
+		workers.Wait()
+		close(b.done)
+	}()
 	return b
 }
 
@@ -221,13 +240,10 @@ func (b *batcher[T]) submit(ctx context.Context, item T) error {
 	}
 }
 
-// run waits for a free request slot, then sends what has queued up.
-func (b *batcher[T]) run() {
-	defer close(b.done)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, settleConcurrency)
+// dispatch waits for an idle worker, then hands it what has queued up.
+func (b *batcher[T]) dispatch() {
 	for c := range b.calls {
-		slots <- struct{}{}
+		<-b.idle
 		batch := []*call[T]{c}
 	fill:
 		for len(batch) < maxBatchEntries {
@@ -241,21 +257,26 @@ func (b *batcher[T]) run() {
 				break fill
 			}
 		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			items := make([]T, len(batch))
-			for i, c := range batch {
-				items[i] = c.item
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-			errs := b.send(ctx, items)
-			cancel()
-			for i, c := range batch {
-				c.done <- errs[i]
-			}
-		})
+		b.work <- batch
 	}
-	wg.Wait()
+}
+
+// worker sends batches, one request at a time.
+func (b *batcher[T]) worker() {
+	items := make([]T, 0, maxBatchEntries)
+	for batch := range b.work {
+		items = items[:0]
+		for _, c := range batch {
+			items = append(items, c.item)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+		errs := b.send(ctx, items)
+		cancel()
+		for i, c := range batch {
+			c.done <- errs[i]
+		}
+		b.idle <- struct{}{}
+	}
 }
 
 // close waits for the calls under way and stops; later calls fail with
