@@ -19,7 +19,7 @@
 // letters. A scan leases batches, acts on the letters that match and holds
 // the others leased until it ends, so that it sees each letter once, and
 // then gives them back unchanged. It ends after two receives in a row come
-// back empty (each waits up to ScanOptions.ReceiveWait, 2 s by default), or
+// back empty (each waits up to ScanOptions.ReceiveWait, 5 s by default), or
 // sooner when the queue's count says that only held letters are left.
 //
 // Redrive keeps each message's ID, body, ordering key and attributes (less

@@ -17,7 +17,7 @@ const (
 	DefaultBatchSize = 100
 	// DefaultReceiveWait is how long one receive waits for letters before
 	// it counts as an empty answer.
-	DefaultReceiveWait = 2 * time.Second
+	DefaultReceiveWait = 5 * time.Second
 )
 
 // settleTimeout bounds the acks and releases that finish a batch or a scan
@@ -37,7 +37,9 @@ type ScanOptions struct {
 	BatchSize int
 	// ReceiveWait is how long one receive waits for letters before it
 	// counts as empty; the scan ends after two empty answers in a row.
-	// Default 2 s.
+	// Default 5 s: more than a provider's own long poll (1 s on SQS), so
+	// that a receive is not cut off while the cloud hands out letters,
+	// which would hide them until their lease ends.
 	ReceiveWait time.Duration
 }
 
