@@ -343,7 +343,8 @@ func deref(s *string) string {
 
 // receiveCount reads ApproximateReceiveCount; 1 when SQS gave none.
 func receiveCount(m *sqstypes.Message) int {
-	n, err := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	const name = sqstypes.MessageSystemAttributeNameApproximateReceiveCount
+	n, err := strconv.Atoi(m.Attributes[string(name)])
 	if err != nil || n < 1 {
 		return 1
 	}

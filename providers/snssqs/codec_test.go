@@ -86,7 +86,8 @@ func TestDeadLetterAttributesFoldPastTen(t *testing.T) {
 	if len(with) != 11 {
 		t.Fatalf("WithDeadLetter gave %d attributes, want 11 (10 + packed)", len(with))
 	}
-	if _, err := encode(&providers.Message{Body: []byte("x"), Attributes: with}, false); !errors.Is(err, providers.ErrInvalid) {
+	_, err := encode(&providers.Message{Body: []byte("x"), Attributes: with}, false)
+	if !errors.Is(err, providers.ErrInvalid) {
 		t.Fatalf("11 attributes without overflow: %v, want ErrInvalid", err)
 	}
 	w, err := encode(&providers.Message{Body: []byte("x"), Attributes: with}, true)
@@ -106,13 +107,14 @@ func TestDeadLetterAttributesFoldPastTen(t *testing.T) {
 }
 
 func TestCheckName(t *testing.T) {
-	for _, ok := range []string{"a", "ce-id", "herald-dl", "x.y", "A_b-9", string(bytes.Repeat([]byte("n"), 256))} {
+	long := string(bytes.Repeat([]byte("n"), 256))
+	for _, ok := range []string{"a", "ce-id", "herald-dl", "x.y", "A_b-9", long} {
 		if err := checkName(ok); err != nil {
 			t.Errorf("checkName(%q): %v", ok, err)
 		}
 	}
 	for _, bad := range []string{"", ".a", "a.", "a..b", "AWS.x", "amazon.y", "a b", "ü",
-		string(bytes.Repeat([]byte("n"), 257))} {
+		long + "n"} {
 		if err := checkName(bad); !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("checkName(%q) = %v, want ErrInvalid", bad, err)
 		}

@@ -100,7 +100,8 @@ const dlqLease = 30 * time.Second
 // "T-C-dlq" or "T-C-dlq.fifo". ReceiveBatch waits at most 1 s for letters
 // and returns none when the queue is empty. The error wraps ErrNotFound
 // when the consumer's queue or its dead-letter queue does not exist.
-func (p *Provider) OpenDeadLetters(ctx context.Context, t, c string) (providers.DeadLetterQueue, error) {
+func (p *Provider) OpenDeadLetters(ctx context.Context, t, c string,
+) (providers.DeadLetterQueue, error) {
 	what := fmt.Sprintf("consumer %q of topic %q", c, t)
 	if err := p.checkOpen("open dead letters of " + what); err != nil {
 		return nil, err

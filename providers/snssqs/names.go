@@ -81,7 +81,8 @@ func (p *Provider) accountID(ctx context.Context) (string, error) {
 	}
 	out, err := p.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return "", wrap("GetCallerIdentity", "(the account of the topics; or set Options.AccountID)", err)
+		return "", wrap("GetCallerIdentity",
+			"(the account of the topics; or set Options.AccountID)", err)
 	}
 	p.account = aws.ToString(out.Account)
 	return p.account, nil
@@ -128,7 +129,8 @@ func (p *Provider) queueURL(ctx context.Context, name string) (string, error) {
 
 // findQueue returns the URL of the first of names that exists; the error
 // wraps ErrNotFound, naming them all, when none does.
-func (p *Provider) findQueue(ctx context.Context, what string, names ...string) (string, string, error) {
+func (p *Provider) findQueue(ctx context.Context, what string, names ...string,
+) (url, name string, err error) {
 	for _, name := range names {
 		u, err := p.queueURL(ctx, name)
 		if err == nil {

@@ -158,7 +158,8 @@ func queuePolicy(queueARN, topicARN string) string {
 
 // createQueue creates the queue, or returns the URL of the one of that
 // name that exists with other attributes.
-func (p *Provider) createQueue(ctx context.Context, name string, attrs map[string]string) (string, error) {
+func (p *Provider) createQueue(ctx context.Context, name string, attrs map[string]string,
+) (string, error) {
 	out, err := p.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &name, Attributes: attrs})
 	if err == nil {
 		return aws.ToString(out.QueueUrl), nil

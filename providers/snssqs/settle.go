@@ -39,7 +39,9 @@ func (s *subscription) Ack(ctx context.Context, d *providers.Delivery) error {
 // Nack makes the delivery's message visible again after delay (rounded up
 // to whole seconds, at most 12 hours; at once for 0) with
 // ChangeMessageVisibilityBatch. Its next receipt counts as a new attempt.
-func (s *subscription) Nack(ctx context.Context, d *providers.Delivery, delay time.Duration) error {
+func (s *subscription) Nack(ctx context.Context, d *providers.Delivery,
+	delay time.Duration,
+) error {
 	h, err := s.leased("nack", d)
 	if err != nil {
 		return err
@@ -55,7 +57,9 @@ func (s *subscription) Nack(ctx context.Context, d *providers.Delivery, delay ti
 // Extend sets the delivery's visibility timeout to lease from now
 // (rounded up to whole seconds, 1 s to 12 hours) and updates
 // d.LeaseUntil.
-func (s *subscription) Extend(ctx context.Context, d *providers.Delivery, lease time.Duration) error {
+func (s *subscription) Extend(ctx context.Context, d *providers.Delivery,
+	lease time.Duration,
+) error {
 	h, err := s.leased("extend the lease of", d)
 	if err != nil {
 		return err
@@ -128,8 +132,8 @@ func (s *subscription) visibilityBatch(ctx context.Context, cs []visibilityChang
 	return s.results("ChangeMessageVisibilityBatch", len(cs), idsOf(out.Successful), out.Failed)
 }
 
-func idsOf[T sqstypes.DeleteMessageBatchResultEntry | sqstypes.ChangeMessageVisibilityBatchResultEntry](
-	es []T,
+func idsOf[T sqstypes.DeleteMessageBatchResultEntry |
+	sqstypes.ChangeMessageVisibilityBatchResultEntry](es []T,
 ) []string {
 	out := make([]string, len(es))
 	for i, e := range es {

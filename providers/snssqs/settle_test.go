@@ -206,12 +206,14 @@ func (c *countingTransport) count(action string) int {
 
 func TestConcurrentAcksAreBatched(t *testing.T) {
 	newProvider(t) // skips without the local cloud
-	ct := &countingTransport{counts: map[string]int{}, next: http.DefaultTransport.(*http.Transport).Clone()}
+	ct := &countingTransport{counts: map[string]int{},
+		next: http.DefaultTransport.(*http.Transport).Clone()}
 	cfg := aws.Config{
 		HTTPClient:  &http.Client{Transport: ct},
 		Credentials: aws.NewCredentialsCache(staticCreds{}),
 	}
-	p, err := New(context.Background(), Options{Region: cloud.Region, Endpoint: cloud.Endpoint, Config: &cfg})
+	p, err := New(context.Background(),
+		Options{Region: cloud.Region, Endpoint: cloud.Endpoint, Config: &cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

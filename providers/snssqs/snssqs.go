@@ -15,15 +15,18 @@
 // subscription, and a RedrivePolicy to its dead-letter queue whose
 // maxReceiveCount is MaxAttempts+5, a backstop for messages herald never
 // sees again (herald dead-letters first, with the reason). OpenTopic and
-// OpenSubscription find the ".fifo" resources of a logical name too.
+// OpenSubscription find the ".fifo" resources of a logical name too. SNS
+// and SQS names allow no '.', so a '.' in a logical name becomes '_'; SQS
+// queue names are at most 80 characters, "-dlq.fifo" included.
 //
 // # Sending
 //
 // SendBatch publishes with PublishBatch: at most 10 messages and 256 KiB a
 // request, 8 requests in flight by default (Options.PublishConcurrency).
 // On FIFO topics the OrderingKey is the MessageGroupId and the message ID
-// the MessageDeduplicationId, and messages of one key travel in one lane,
-// in order. A message is at most 262,144 bytes: its body plus, per
+// the MessageDeduplicationId (SNS drops a repeat within 5 minutes), and
+// messages of one key travel in one lane, in order; a message without a
+// key gets a group of its own. A message is at most 262,144 bytes: its body plus, per
 // attribute, the name, the data type ("String") and the value, as SNS
 // counts them. SNS and SQS carry at most 10 attributes. Bodies that are
 // empty or not text that SQS accepts (valid UTF-8 without control
@@ -56,11 +59,22 @@
 //
 // # The local cloud
 //
-// Tests run against fauxqs 1.9.2 (localstack.StartAWS). fauxqs does not
-// enforce queue policies, always reports success for DeleteMessageBatch
-// (even for a stale receipt handle), does not check the 10-attribute and
-// batch-size limits (this driver checks them itself), and hands out one
-// message per FIFO group at a time where SQS hands out several.
+// Tests run against fauxqs 1.9.2 (localstack.StartAWS). What fauxqs does
+// not do as AWS does, and how this package copes:
+//
+//   - it does not enforce queue policies (Provision's policy is stored
+//     only, so the tests cannot prove that it keeps other senders out);
+//   - DeleteMessageBatch reports success for a stale receipt handle, and
+//     a visibility change succeeds until fauxqs notices the expiry (the
+//     driver checks leases itself);
+//   - it does not check the 10-attribute limit, attribute names, or the
+//     10-entry and 256 KiB batch limits of SNS (the driver does);
+//   - it publishes a batch's entries in the order of their form keys, so
+//     entry 10 before entry 2 (FIFO batches hold at most 9 entries);
+//   - it hands out one message per FIFO group at a time, where SQS hands
+//     out several of a group in one receive;
+//   - its cost per published message grows with the attributes a message
+//     carries; on two shared cores it, not the driver, bounds throughput.
 package snssqs
 
 import (

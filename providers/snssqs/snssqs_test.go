@@ -36,7 +36,8 @@ func TestRoundTripKeepsBodiesAndAttributes(t *testing.T) {
 		{ID: "f", Body: []byte("ünïcødé ✓"), Attributes: map[string]string{"u": "ü ✓"}},
 	}
 	for i := range 19 {
-		msgs = append(msgs, &providers.Message{ID: fmt.Sprint("n", i), Body: []byte(fmt.Sprint("body ", i))})
+		msgs = append(msgs, &providers.Message{ID: fmt.Sprint("n", i),
+			Body: []byte(fmt.Sprint("body ", i))})
 	}
 	if err := tp.SendBatch(context.Background(), msgs); err != nil {
 		t.Fatalf("SendBatch: %v", err)
@@ -144,7 +145,8 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	if v := out.Attributes["VisibilityTimeout"]; v != "2" {
 		t.Errorf("VisibilityTimeout = %s, want the 1.5 s lease rounded up to 2", v)
 	}
-	subs, err := p.sns.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: &topicARN})
+	subs, err := p.sns.ListSubscriptionsByTopic(ctx,
+		&sns.ListSubscriptionsByTopicInput{TopicArn: &topicARN})
 	if err != nil || len(subs.Subscriptions) != 1 {
 		t.Fatalf("subscriptions: %v, %v; want one", subs, err)
 	}
@@ -154,7 +156,8 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		t.Errorf("subscription attributes %v, %v; want raw delivery", sa, err)
 	}
 	tp := openTopic(t, p, top.Topic)
-	if err := tp.SendBatch(context.Background(), []*providers.Message{{Body: []byte("once")}}); err != nil {
+	once := []*providers.Message{{Body: []byte("once")}}
+	if err := tp.SendBatch(context.Background(), once); err != nil {
 		t.Fatal(err)
 	}
 	// Provisioning twice subscribes once: one copy arrives.
@@ -179,7 +182,8 @@ func TestBadInputIsRefusedBeforeSending(t *testing.T) {
 		{"attributes count toward 256 KiB", &providers.Message{
 			Body:       bytes.Repeat([]byte("x"), MaxMessageBytes-10),
 			Attributes: map[string]string{"name": "value"}}, providers.ErrTooLarge},
-		{"11 attributes", &providers.Message{Body: []byte("x"), Attributes: eleven}, providers.ErrInvalid},
+		{"11 attributes", &providers.Message{Body: []byte("x"), Attributes: eleven},
+			providers.ErrInvalid},
 		{"reserved name", &providers.Message{Body: []byte("x"),
 			Attributes: map[string]string{"AWS.trace": "x"}}, providers.ErrInvalid},
 		{"double dot", &providers.Message{Body: []byte("x"),
@@ -273,7 +277,8 @@ func TestClosedRefuses(t *testing.T) {
 	s := openSub(t, p, top.Topic, "c", 30*time.Second)
 	tp.Close()
 	s.Close()
-	if err := tp.SendBatch(context.Background(), []*providers.Message{{Body: []byte("x")}}); !errors.Is(err, providers.ErrClosed) {
+	err := tp.SendBatch(context.Background(), []*providers.Message{{Body: []byte("x")}})
+	if !errors.Is(err, providers.ErrClosed) {
 		t.Errorf("SendBatch after Close: %v", err)
 	}
 	if _, err := s.ReceiveBatch(context.Background(), 1); !errors.Is(err, providers.ErrClosed) {

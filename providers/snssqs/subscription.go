@@ -95,7 +95,8 @@ func (p *Provider) OpenSubscription(ctx context.Context, t, c string,
 		return nil, err
 	}
 	s.topic, s.consumer = t, c
-	s.receivers = min(p.opts.MaxReceivers, max(1, (opts.MaxInFlight+maxBatchEntries-1)/maxBatchEntries))
+	polls := (opts.MaxInFlight + maxBatchEntries - 1) / maxBatchEntries
+	s.receivers = min(p.opts.MaxReceivers, max(1, polls))
 	return s, nil
 }
 
