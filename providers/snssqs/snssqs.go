@@ -26,9 +26,11 @@
 // On FIFO topics the OrderingKey is the MessageGroupId and the message ID
 // the MessageDeduplicationId (SNS drops a repeat within 5 minutes), and
 // messages of one key travel in one lane, in order; a message without a
-// key gets a group of its own. A message is at most 262,144 bytes: its body plus, per
-// attribute, the name, the data type ("String") and the value, as SNS
-// counts them. SNS and SQS carry at most 10 attributes. Bodies that are
+// key gets a group of its own.
+//
+// A message is at most 262,144 bytes: its body plus, per attribute, the
+// name, the data type ("String") and the value, as SNS counts them. SNS
+// and SQS carry at most 10 attributes. Bodies that are
 // empty or not text that SQS accepts (valid UTF-8 without control
 // characters other than tab, CR and LF) travel base64-encoded, marked in
 // an attribute's data type, and count 4/3 of their size; empty attribute
