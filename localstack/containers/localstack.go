@@ -92,7 +92,8 @@ func StartLocalStack(ctx context.Context) (*LocalStack, error) {
 		ctr, err := tclocalstack.Run(ctx, img,
 			testcontainers.WithEnv(env),
 			testcontainers.WithWaitStrategyAndDeadline(localStackReady,
-				wait.ForHTTP("/_localstack/health").WithPort(localStackPort)),
+				wait.ForHTTP("/_localstack/health").WithPort(localStackPort).
+					WithStartupTimeout(localStackReady)),
 		)
 		if ctr != nil {
 			l.term.add(terminate("LocalStack", ctr))

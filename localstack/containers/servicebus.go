@@ -56,9 +56,11 @@ type ServiceBusEmulator struct {
 	// SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true", the
 	// emulator's fixed placeholder key.
 	ConnectionString string
-	// URL opens herald on it: "azuresb://HOST:PORT". herald accepts it
-	// only when HOST is a loopback host (localhost, 127.0.0.0/8, ::1),
-	// that is with the Docker engine on this machine.
+	// URL opens herald on it: "azuresb://HOST:PORT". herald's provider
+	// accepts it (and ConnectionString) only when HOST is a loopback host
+	// (localhost, 127.0.0.0/8, ::1): with a local Docker engine, and not
+	// from inside a container, where testcontainers reports the Docker
+	// gateway's address instead.
 	URL string
 
 	term terminator
@@ -142,7 +144,7 @@ func (s *ServiceBusEmulator) start(ctx context.Context, cfgJSON []byte) error {
 		}),
 		network.WithNetwork([]string{mssqlAlias}, nw),
 		testcontainers.WithWaitStrategyAndDeadline(mssqlReady,
-			wait.ForLog("Recovery is complete.")),
+			wait.ForLog("Recovery is complete.").WithStartupTimeout(mssqlReady)),
 	)
 	if db != nil {
 		s.term.add(terminate("SQL Server", db))
@@ -171,8 +173,8 @@ func (s *ServiceBusEmulator) start(ctx context.Context, cfgJSON []byte) error {
 			FileMode:          0o644,
 		}),
 		testcontainers.WithWaitStrategyAndDeadline(sbReady,
-			wait.ForListeningPort(sbAMQPPort),
-			wait.ForHTTP("/health").WithPort(sbHealthPort)),
+			wait.ForListeningPort(sbAMQPPort).WithStartupTimeout(sbReady),
+			wait.ForHTTP("/health").WithPort(sbHealthPort).WithStartupTimeout(sbReady)),
 	)
 	if sb != nil {
 		s.term.add(terminate("Service Bus emulator", sb))
