@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
 )
@@ -125,7 +126,16 @@ func benchSendReceive(b *testing.B, workers int) {
 			}
 		}()
 	}
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(2 * time.Minute):
+		st, _ := em.Stats("bench")
+		dl, _ := em.Stats("bench/$DeadLetterQueue")
+		b.Fatalf("stuck after %d of %d messages: queue %+v, dead letters %+v",
+			received.Load(), b.N, st, dl)
+	}
 	b.StopTimer()
 	close(errs)
 	for err := range errs {

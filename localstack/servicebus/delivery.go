@@ -129,7 +129,7 @@ func (s *session) disposition(f frame) {
 			return // a non-terminal state: wait for the outcome
 		}
 		// Settled with no outcome: the message goes back, as on release.
-		o, final = settleOutcome{kind: outcomeAbandon}, true
+		o, final = settleOutcome{kind: outcomeRelease}, true
 	}
 
 	if o.kind == outcomeDeadLetter {
@@ -179,7 +179,9 @@ func outcomeOf(state any) (settleOutcome, bool) {
 	case codeAccepted:
 		return settleOutcome{kind: outcomeComplete}, true
 	case codeReleased:
-		return settleOutcome{kind: outcomeAbandon}, true
+		// Service Bus does not count a release as a delivery: azservicebus
+		// releases whatever arrives between ReceiveMessages calls.
+		return settleOutcome{kind: outcomeRelease}, true
 	case codeModified:
 		props, _ := f.get(2).(amqpMap)
 		if f.boolean(1) {

@@ -258,6 +258,17 @@ func TestGoAMQPDrainAndRelease(t *testing.T) {
 	if err := rcv.ReleaseMessage(ctx, m); err != nil {
 		t.Fatal(err)
 	}
+	// A release is not a failed delivery: the count stays.
+	m, err = rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header == nil || m.Header.DeliveryCount != 0 {
+		t.Fatalf("header after a release: %+v", m.Header)
+	}
+	if err := rcv.ReleaseMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	if err := rcv.DrainCredit(ctx, nil); err != nil {
 		t.Fatalf("drain: %v", err)
 	}

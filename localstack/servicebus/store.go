@@ -256,6 +256,7 @@ type settleOutcome struct {
 const (
 	outcomeComplete = iota
 	outcomeAbandon
+	outcomeRelease
 	outcomeDefer
 	outcomeDeadLetter
 )
@@ -274,6 +275,12 @@ func (s *store) settle(token uuid, o settleOutcome) error {
 	case outcomeAbandon:
 		m.withProps(o.props)
 		s.redeliverLocked(now, m)
+	case outcomeRelease:
+		if m.state == msgStateDefer {
+			s.deferred[m.seq] = m
+		} else {
+			s.pushReady(m)
+		}
 	case outcomeDefer:
 		m.withProps(o.props)
 		m.state = msgStateDefer
