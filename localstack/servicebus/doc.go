@@ -19,7 +19,8 @@
 // and x-opt-lock-token, lock duration, renew-lock, lock expiry) and
 // receive-and-delete; complete, abandon (properties merged), dead-letter
 // (reason and description), defer and receive-by-sequence-number;
-// delivery counts and MaxDeliveryCount; dead-letter queues; time to live
+// delivery counts (abandon and lock expiry count, a release does not) and
+// MaxDeliveryCount; dead-letter queues; time to live
 // (dropped, or dead-lettered with DeadLetteringOnMessageExpiration);
 // scheduled messages and cancellation; peek; batches (message format
 // 0x80013700); messages up to 1 MiB (Config.MaxMessageSize) split over
