@@ -80,8 +80,8 @@ type AWS struct {
 // chain, StartAWS sets AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to
 // "test" when AWS_ACCESS_KEY_ID is unset.
 //
-// LocalStack through Docker is not wired in: start it yourself and set
-// AWS_ENDPOINT_URL.
+// For LocalStack in Docker, use containers.StartLocalStack (package
+// localstack/containers), or start it yourself and set AWS_ENDPOINT_URL.
 func StartAWS(ctx context.Context) (*AWS, error) {
 	region := os.Getenv("AWS_REGION")
 	if region == "" {
