@@ -1,11 +1,19 @@
 package servicebus
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/seed06bc8277/herald/providers"
 )
+
+// ErrExists marks a create whose name is taken (by a queue or topic, or a
+// subscription of the same topic). Such errors also match
+// providers.ErrInvalid.
+var ErrExists = errors.New("servicebus: name taken")
+
+var errExists = fmt.Errorf("%w: %w", ErrExists, providers.ErrInvalid)
 
 // checkName enforces the Service Bus name rules the emulator relies on:
 // 1 to 260 characters, no leading "$" and no "/Subscriptions/" inside.
@@ -19,8 +27,9 @@ func checkName(op, name string) error {
 	return nil
 }
 
-// CreateQueue adds a queue. It fails with providers.ErrInvalid when the
-// name is taken by a queue or topic or the properties are out of range.
+// CreateQueue adds a queue. It fails with ErrExists (which matches
+// providers.ErrInvalid too) when the name is taken by a queue or topic,
+// and with providers.ErrInvalid when the properties are out of range.
 func (em *Emulator) CreateQueue(name string, p EntityProperties) error {
 	if err := checkName("create queue", name); err != nil {
 		return err
@@ -33,7 +42,7 @@ func (em *Emulator) CreateQueue(name string, p EntityProperties) error {
 	defer b.mu.Unlock()
 	key := strings.ToLower(name)
 	if b.queues[key] != nil || b.topics[key] != nil {
-		return fmt.Errorf("servicebus: create queue %q: name taken: %w", name, providers.ErrInvalid)
+		return fmt.Errorf("servicebus: create queue %q: %w", name, errExists)
 	}
 	b.queues[key] = newStore(name, p.withDefaults(), false)
 	return nil
@@ -67,7 +76,7 @@ func (em *Emulator) CreateTopic(name string, p EntityProperties) error {
 	defer b.mu.Unlock()
 	key := strings.ToLower(name)
 	if b.queues[key] != nil || b.topics[key] != nil {
-		return fmt.Errorf("servicebus: create topic %q: name taken: %w", name, providers.ErrInvalid)
+		return fmt.Errorf("servicebus: create topic %q: %w", name, errExists)
 	}
 	b.topics[key] = &topic{
 		name: name, props: p, subs: map[string]*subscription{},
@@ -123,7 +132,7 @@ func (em *Emulator) CreateSubscription(topicName, name string, p EntityPropertie
 	defer t.mu.Unlock()
 	key := strings.ToLower(name)
 	if t.subs[key] != nil {
-		return fmt.Errorf("servicebus: %s%q: name taken: %w", op, name, providers.ErrInvalid)
+		return fmt.Errorf("servicebus: %s%q: %w", op, name, errExists)
 	}
 	st := newStore(t.name+"/Subscriptions/"+name, p.withDefaults(), false)
 	st.isSub = true

@@ -149,3 +149,19 @@ func TestAddAndDeleteRule(t *testing.T) {
 		t.Fatalf("subscription holds %d messages after the rule was deleted", n)
 	}
 }
+
+func TestCreateTwiceIsErrExists(t *testing.T) {
+	em, _ := New(Config{})
+	_ = em.CreateQueue("q", EntityProperties{})
+	_ = em.CreateTopic("t", EntityProperties{})
+	_ = em.CreateSubscription("t", "s", EntityProperties{})
+	for name, err := range map[string]error{
+		"queue":            em.CreateQueue("Q", EntityProperties{}),
+		"topic over queue": em.CreateTopic("q", EntityProperties{}),
+		"subscription":     em.CreateSubscription("t", "S", EntityProperties{}),
+	} {
+		if !errors.Is(err, ErrExists) || !errors.Is(err, providers.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrExists and ErrInvalid", name, err)
+		}
+	}
+}
