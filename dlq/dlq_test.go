@@ -335,6 +335,9 @@ func (f faulty) OpenDeadLetters(ctx context.Context, topic, consumer string) (
 	return f.wrap(q), nil
 }
 
+// dlQueue is short for the interface the wrappers take and return.
+type dlQueue = providers.DeadLetterQueue
+
 // faultyQueue overrides some of a queue's methods.
 type faultyQueue struct {
 	providers.DeadLetterQueue
@@ -371,7 +374,7 @@ func TestInterruptedAfterSendDuplicatesNoEffect(t *testing.T) {
 	c := e.run(t, "email", rec.handle)
 
 	// The first run "crashes" after sending: no letter is removed.
-	broken := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
+	broken := faulty{Provider: e.p, wrap: func(q dlQueue) dlQueue {
 		return &faultyQueue{DeadLetterQueue: q, ack: func(context.Context, *providers.Delivery) error {
 			return errors.New("connection reset")
 		}}
@@ -406,7 +409,7 @@ func TestPartialAndTotalSendFailures(t *testing.T) {
 	e.deadLetter(t, "email", letters("o", "T", providers.ReasonPermanent, 6)...)
 
 	// The provider refuses the first message of every batch.
-	partial := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
+	partial := faulty{Provider: e.p, wrap: func(q dlQueue) dlQueue {
 		return &faultyQueue{DeadLetterQueue: q,
 			redrive: func(ctx context.Context, msgs []*providers.Message) error {
 				for _, m := range msgs {
@@ -436,7 +439,7 @@ func TestPartialAndTotalSendFailures(t *testing.T) {
 	}
 
 	// The target is gone: nothing is removed and the error says so.
-	gone := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
+	gone := faulty{Provider: e.p, wrap: func(q dlQueue) dlQueue {
 		return &faultyQueue{DeadLetterQueue: q,
 			redrive: func(context.Context, []*providers.Message) error {
 				return errors.Join(errors.New("queue orders-email deleted"), providers.ErrNotFound)
@@ -488,7 +491,7 @@ func TestScanEndsAfterTwoEmptyReceivesWhenTheCountIsUnknown(t *testing.T) {
 	e := newEnv(t)
 	e.deadLetter(t, "email", letters("a", "T", providers.ReasonPermanent, 3)...)
 	e.deadLetter(t, "email", letters("b", "U", providers.ReasonPermanent, 3)...)
-	blind := faulty{Provider: e.p, wrap: func(q providers.DeadLetterQueue) providers.DeadLetterQueue {
+	blind := faulty{Provider: e.p, wrap: func(q dlQueue) dlQueue {
 		return &faultyQueue{DeadLetterQueue: q, count: func(context.Context) (int, error) {
 			return 0, providers.ErrUnavailable
 		}}

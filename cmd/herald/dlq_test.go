@@ -82,7 +82,8 @@ func deadLettered(t *testing.T) (string, *herald.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.SendBatch(ctx, []*providers.Message{{ID: "junk", Body: []byte("legacy")}}); err != nil {
+	junk := []*providers.Message{{ID: "junk", Body: []byte("legacy")}}
+	if err := tp.SendBatch(ctx, junk); err != nil {
 		t.Fatal(err)
 	}
 	tp.Close()

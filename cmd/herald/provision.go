@@ -62,7 +62,9 @@ reason.`,
 		"consumer name; repeat or separate with commas (at least one)")
 	f.BoolVar(&top.Ordered, "ordered", false,
 		"support ordering keys (FIFO topic and queues, Pub/Sub ordering, Service Bus sessions)")
-	f.DurationVar(&top.Lease, "lease", 0, "default lease of a delivery (0: the provider's, 30s on most)")
-	f.IntVar(&top.MaxAttempts, "max-attempts", 0, "herald's attempt limit the topology allows for (0: 5)")
+	f.DurationVar(&top.Lease, "lease", 0,
+		"default lease of a delivery (0: the provider's, 30s on most)")
+	f.IntVar(&top.MaxAttempts, "max-attempts", 0,
+		"herald's attempt limit the topology allows for (0: 5)")
 	return cmd
 }

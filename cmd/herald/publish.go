@@ -87,7 +87,8 @@ reads the payload from standard input. It prints the message ID.`,
 	f.StringVar(&m.OrderingKey, "ordering-key", "", "ordering key: same key, handled in order")
 	f.StringVar(&m.Subject, "subject", "", "subject within the source, such as an order ID")
 	f.StringVar(&m.Source, "source", "", "source (default herald)")
-	f.StringVar(&m.ContentType, "content-type", "", "media type of the payload, such as application/json")
+	f.StringVar(&m.ContentType, "content-type", "",
+		"media type of the payload, such as application/json")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -106,7 +106,8 @@ func newEnv(tb testing.TB, cl cloud) *env {
 	}
 	tb.Cleanup(func() { closer.Close() })
 	tb.Cleanup(func() { c.Close() })
-	e := &env{client: c, subs: map[string]providers.Subscription{}, topic: fmt.Sprintf("dlq-%d-%d", time.Now().Unix()%1e6, topics.Add(1))}
+	e := &env{client: c, subs: map[string]providers.Subscription{},
+		topic: fmt.Sprintf("dlq-%d-%d", time.Now().Unix()%1e6, topics.Add(1))}
 	err = c.Provision(ctx, providers.Topology{Topic: e.topic,
 		Consumers: []string{"email", "warehouse"}, Lease: 30 * time.Second})
 	if err != nil {
