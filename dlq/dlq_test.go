@@ -172,6 +172,21 @@ func TestRedriveReachesOnlyTheFailedConsumer(t *testing.T) {
 	}
 }
 
+func TestRedriveMovesAMalformedLetterAsIs(t *testing.T) {
+	e := newEnv(t)
+	e.deadLetter(t, "email", letter{id: "junk", raw: []byte("legacy record"),
+		reason: providers.ReasonMalformed})
+	rep, err := open(t, e, "email").Redrive(context.Background(),
+		dlq.RedriveOptions{ScanOptions: fast})
+	if err != nil || rep.Moved != 1 {
+		t.Fatalf("redrive of a malformed letter: %+v, %v", rep, err)
+	}
+	got := e.drain(t, "email")
+	if len(got) != 1 || string(got[0].Body) != "legacy record" || got[0].ID != "junk" {
+		t.Errorf("email got %d messages back, want the legacy record once", len(got))
+	}
+}
+
 func TestRedriveFilterDryRunAndLimit(t *testing.T) {
 	e := newEnv(t)
 	e.deadLetter(t, "email", letters("a", "OrderPlaced", providers.ReasonPermanent, 10)...)

@@ -161,6 +161,9 @@ func newDLQListCmd(o *dlqFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if ls == nil {
+				ls = []dlq.Letter{} // JSON [] rather than null
+			}
 			if o.json {
 				return writeJSON(out, ls)
 			}
@@ -189,6 +192,9 @@ func newDLQPeekCmd(o *dlqFlags) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if ls == nil {
+				ls = []dlq.Letter{}
+			}
 			if o.json {
 				return writeJSON(out, ls)
 			}

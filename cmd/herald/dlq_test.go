@@ -263,6 +263,11 @@ func TestDLQBadInput(t *testing.T) {
 				c.is, c.text)
 		}
 	}
+	out := mustRun(t, "dlq", "ls", "--json", "--url", url, "--topic", "orders",
+		"--consumer", "email", "--receive-wait", "100ms")
+	if strings.TrimSpace(out) != "[]" {
+		t.Errorf("ls --json of an empty queue printed %q, want []", out)
+	}
 	_, _, err := run(t, "", "dlq", "ls", "--url", url, "--topic", "orders")
 	if err == nil || !strings.Contains(err.Error(), "consumer") {
 		t.Errorf("dlq ls without --consumer: %v", err)
