@@ -116,25 +116,56 @@ func FuzzParseFrame(f *testing.F) {
 	})
 }
 
-// FuzzConnection feeds arbitrary frames to a live connection after a
-// valid handshake: the emulator must never panic or hang.
+// frameStream turns fuzz input into frames on channel 0: each body is
+// preceded by its two-byte length, so that mutations land inside
+// performatives rather than in frame headers.
+func frameStream(b []byte) []byte {
+	var out []byte
+	for len(b) >= 2 {
+		n := min(int(binary.BigEndian.Uint16(b)), len(b)-2)
+		out = appendFrame(out, frameAMQP, 0, nil, b[2:2+n])
+		b = b[2+n:]
+	}
+	return out
+}
+
+// streamOf is the inverse of frameStream for seeds.
+func streamOf(bodies ...[]byte) []byte {
+	var out []byte
+	for _, b := range bodies {
+		out = append(binary.BigEndian.AppendUint16(out, uint16(len(b))), b...)
+	}
+	return out
+}
+
+// FuzzConnection feeds arbitrary performatives to a live connection after
+// a valid handshake: the emulator must never panic or hang.
 func FuzzConnection(f *testing.F) {
-	begin := beginFrame()
-	attach := appendFrame(nil, frameAMQP, 0, perf(codeAttach, list{"l", uint32(0), false, nil, nil,
-		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{"q"}}}), nil)
-	transfer := appendFrame(nil, frameAMQP, 0, perf(codeTransfer,
-		list{uint32(0), uint32(0), []byte{1}, uint32(0), false, false}),
+	body := func(code uint64, l list, payload []byte) []byte {
+		return append(appendValue(nil, perf(code, l)), payload...)
+	}
+	begin := body(codeBegin, list{nil, uint32(0), uint32(9), uint32(9)}, nil)
+	attachSender := body(codeAttach, list{"s", uint32(0), false, nil, nil,
+		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{"q"}}}, nil)
+	transfer := body(codeTransfer, list{uint32(0), uint32(0), []byte{1}, uint32(0), false, false},
 		appendValue(nil, described{uint64(secData), []byte("x")}))
-	f.Add(append(append(append([]byte{}, begin...), attach...), transfer...))
-	settleAll := perf(codeDisposition,
-		list{true, uint32(0), uint32(0xffffffff), false, described{uint64(codeAccepted), nil}})
-	f.Add(append(append([]byte{}, begin...), appendFrame(nil, frameAMQP, 0, settleAll, nil)...))
-	f.Add(begin)
+	attachReceiver := body(codeAttach, list{"r", uint32(1), true, nil, uint8(1),
+		described{uint64(codeSource), list{"q"}}, described{uint64(codeTarget), list{}}}, nil)
+	flow := body(codeFlow, list{uint32(1), uint32(9), uint32(1), uint32(9), uint32(1),
+		uint32(0), uint32(10)}, nil)
+	settle := body(codeDisposition, list{true, uint32(0), uint32(5), false,
+		described{uint64(codeModified), list{false, true, amqpMap{{"k", "v"}}}}}, nil)
+	detach := body(codeDetach, list{uint32(1), true}, nil)
+	end := body(codeEnd, nil, nil)
+	f.Add(streamOf(begin, attachSender, transfer, attachReceiver, flow, settle, detach, end))
+	f.Add(streamOf(begin, attachReceiver, flow, attachSender, transfer, transfer, settle))
+	f.Add(streamOf(begin, body(codeAttach, list{"c", uint32(0), false, nil, nil,
+		described{uint64(codeSource), list{}}, described{uint64(codeTarget), list{"$cbs"}}}, nil)))
 	em, err := New(Config{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	_ = em.CreateQueue("q", EntityProperties{})
+	_ = em.CreateQueue("q", EntityProperties{LockDuration: time.Second})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		client, server := net.Pipe()
 		done := make(chan struct{})
@@ -152,7 +183,8 @@ func FuzzConnection(f *testing.F) {
 		}()
 		open := appendFrame(nil, frameAMQP, 0, perf(codeOpen, list{"fuzz"}), nil)
 		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = client.Write(append(append(append([]byte{}, headerAMQP...), open...), b...))
+		in := append(append(append([]byte{}, headerAMQP...), open...), frameStream(b)...)
+		_, _ = client.Write(in)
 		_ = client.Close()
 		select {
 		case <-done:
