@@ -203,7 +203,9 @@ type Report struct {
 
 // Failure is one letter that failed, and why.
 type Failure struct {
-	ID    string `json:"id"`
+	// ID is the letter's message ID.
+	ID string `json:"id"`
+	// Error says what failed: the send, or the removal after the send.
 	Error string `json:"error"`
 }
 
