@@ -20,7 +20,14 @@
 // the others leased until it ends, so that it sees each letter once, and
 // then gives them back unchanged. It ends after two receives in a row come
 // back empty (each waits up to ScanOptions.ReceiveWait, 5 s by default), or
-// sooner when the queue's count says that only held letters are left.
+// sooner when the queue's count says that only held letters are left. A
+// letter held longer than its lease (30 s on mem:// and SQS) comes back and
+// is held again; the scan knows it by its provider ID, so it counts once.
+//
+// Throughput: a scan receives one batch at a time while up to
+// RedriveOptions.Workers batches are sent and removed at once (removals 16
+// at a time). On SQS a receive returns at most 10 letters, so one round
+// trip per 10 letters bounds a redrive there.
 //
 // Redrive keeps each message's ID, body, ordering key and attributes (less
 // herald's dead-letter attributes), so the consumer's idempotency store
