@@ -58,6 +58,7 @@ type topic struct {
 	mu        sync.RWMutex
 	subs      map[string]*subscription // by lower-case name
 	scheduled *store                   // scheduled messages wait here
+	deleted   atomic.Bool
 }
 
 type subscription struct {
@@ -144,6 +145,15 @@ func (b *broker) resolve(addr string) (node, bool) {
 // emulator forwards nothing, so nothing is ever dead-lettered in transfer.
 func (s *store) xferStore() *store {
 	return newStore(s.path+"/$Transfer", s.props, true)
+}
+
+// gone reports whether the queue or topic was deleted after the link
+// to it was attached.
+func (n node) gone() bool {
+	if n.st != nil {
+		return n.st.deleted.Load()
+	}
+	return n.topic.deleted.Load()
 }
 
 // send accepts messages for a queue or topic at one instant.

@@ -38,6 +38,16 @@ func (l *inLink) onTransfer(f frame) error {
 	}
 	payload := l.partial
 	l.partial = nil
+	if l.kind == linkEntity && l.node.gone() {
+		// The entity was deleted under the link: detach it, as the
+		// service does, so that the client reports not-found.
+		s := l.s
+		delete(s.links, l.handle)
+		s.refused[l.handle] = true
+		s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, list{l.handle, true,
+			newError(condNotFound, "the messaging entity was deleted").value()}), nil)
+		return nil
+	}
 	var state any = described{uint64(codeAccepted), list{}}
 	if e := l.accept(payload); e != nil {
 		state = described{uint64(codeRejected), list{e.value()}}

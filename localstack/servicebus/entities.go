@@ -49,7 +49,8 @@ func (em *Emulator) CreateQueue(name string, p EntityProperties) error {
 }
 
 // DeleteQueue removes a queue and its messages; providers.ErrNotFound when
-// absent. Attached receivers stop getting messages.
+// absent. Attached receivers stop getting messages; attached senders are
+// detached with amqp:not-found at their next message.
 func (em *Emulator) DeleteQueue(name string) error {
 	b := em.broker
 	b.mu.Lock()
@@ -58,6 +59,7 @@ func (em *Emulator) DeleteQueue(name string) error {
 	if b.queues[key] == nil {
 		return fmt.Errorf("servicebus: delete queue %q: %w", name, providers.ErrNotFound)
 	}
+	b.queues[key].deleted.Store(true)
 	delete(b.queues, key)
 	return nil
 }
@@ -85,7 +87,8 @@ func (em *Emulator) CreateTopic(name string, p EntityProperties) error {
 	return nil
 }
 
-// DeleteTopic removes a topic with its subscriptions and their messages.
+// DeleteTopic removes a topic with its subscriptions and their messages;
+// attached senders are detached with amqp:not-found at their next message.
 func (em *Emulator) DeleteTopic(name string) error {
 	b := em.broker
 	b.mu.Lock()
@@ -94,6 +97,7 @@ func (em *Emulator) DeleteTopic(name string) error {
 	if b.topics[key] == nil {
 		return fmt.Errorf("servicebus: delete topic %q: %w", name, providers.ErrNotFound)
 	}
+	b.topics[key].deleted.Store(true)
 	delete(b.topics, key)
 	return nil
 }

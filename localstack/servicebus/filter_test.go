@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
+	"github.com/Azure/go-amqp"
 
 	"github.com/seed06bc8277/herald/providers"
 )
@@ -163,5 +164,38 @@ func TestCreateTwiceIsErrExists(t *testing.T) {
 		if !errors.Is(err, ErrExists) || !errors.Is(err, providers.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrExists and ErrInvalid", name, err)
 		}
+	}
+}
+
+func TestSendToDeletedQueueFails(t *testing.T) {
+	em, c := queueEmulator(t, EntityProperties{})
+	ctx := ctxT(t)
+	s, err := c.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if err := s.SendMessage(ctx, body("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.DeleteQueue("q"); err != nil {
+		t.Fatal(err)
+	}
+	// The link is detached with amqp:not-found (fatal for the sender); a
+	// new sender is refused by CBS with 404 (CodeNotFound).
+	err = s.SendMessage(ctx, body("after"), nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Condition != amqp.ErrCondNotFound {
+		t.Fatalf("send after delete: %v", err)
+	}
+	s2, err := c.NewSender("q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(ctx)
+	err = s2.SendMessage(ctx, body("again"), nil)
+	var sbErr *azservicebus.Error
+	if !errors.As(err, &sbErr) || sbErr.Code != azservicebus.CodeNotFound {
+		t.Fatalf("second send after delete: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,9 +31,9 @@ type store struct {
 	scheduled map[int64]*message
 	consumers []*outLink
 	rr        int
-	nextSeq   int64     // queues only; topics number their own messages
-	nextCheck time.Time // earliest lock, schedule or TTL deadline
-	deleted   bool
+	nextSeq   int64       // queues only; topics number their own messages
+	nextCheck time.Time   // earliest lock, schedule or TTL deadline
+	deleted   atomic.Bool // set by Delete*: senders get not-found
 }
 
 func newStore(path string, props EntityProperties, isDLQ bool) *store {
