@@ -21,12 +21,17 @@ func (l *inLink) onTransfer(f frame) error {
 		l.partialSet, l.partial = false, nil
 		return nil
 	}
-	if len(l.partial)+len(f.payload) > l.s.c.em.maxMessageSize+64<<10 {
+	more := f.fields.boolean(5)
+	switch {
+	case len(l.partial)+len(f.payload) > l.s.c.em.maxMessageSize+64<<10:
 		l.tooBig, l.partial = true, l.partial[:0]
-	} else if !l.tooBig {
+	case l.tooBig:
+	case len(l.partial) == 0 && !more:
+		l.partial = f.payload // one frame: its buffer is ours to keep
+	default:
 		l.partial = append(l.partial, f.payload...)
 	}
-	if f.fields.boolean(5) {
+	if more {
 		return nil
 	}
 
