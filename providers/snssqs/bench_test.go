@@ -48,6 +48,34 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportMetric(float64(b.N*benchMessages)/time.Since(start).Seconds(), "msgs/s")
 }
 
+// BenchmarkPublishConcurrentSingles sends 10,000 1 KiB messages a round
+// as 100 goroutines each calling SendBatch with one message at a time, as
+// concurrent Publish calls do: they share PublishBatch requests.
+func BenchmarkPublishConcurrentSingles(b *testing.B) {
+	p := newProvider(b)
+	top := provision(b, p, false, "c")
+	tp := openTopic(b, p, top.Topic)
+	msgs := benchBatch()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for g := range 100 {
+			wg.Go(func() {
+				for i := g; i < len(msgs); i += 100 {
+					if err := tp.SendBatch(context.Background(), msgs[i:i+1]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.N*benchMessages)/time.Since(start).Seconds(), "msgs/s")
+}
+
 // BenchmarkPublishOneAtATime is the baseline: SNS Publish, one message a
 // request, one request at a time.
 func BenchmarkPublishOneAtATime(b *testing.B) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,16 +13,11 @@ import (
 	"github.com/seed06bc8277/herald/providers"
 )
 
-// The settlement batching.
-const (
-	// settleConcurrency is how many batch requests of one kind (deletes,
-	// visibility changes) a subscription keeps in flight. While they are
-	// all busy, new settlements queue up and leave in the next batches,
-	// so batches grow with the load and add no delay when it is light.
-	settleConcurrency = 4
-	// settleTimeout bounds one batch request, whoever waits for it.
-	settleTimeout = 30 * time.Second
-)
+// settleConcurrency is how many batch requests of one kind (deletes,
+// visibility changes) a subscription keeps in flight. While they are all
+// busy, new settlements queue up and leave in the next batches, so batches
+// grow with the load and add no delay when it is light.
+const settleConcurrency = 4
 
 // Ack deletes the delivery's message with DeleteMessageBatch, together
 // with other acks made at the same time. It fails with ErrLeaseLost,
@@ -174,127 +168,4 @@ func repeat(n int, err error) []error {
 		out[i] = err
 	}
 	return out
-}
-
-// batcher coalesces concurrent calls into batch requests of up to 10,
-// sent by settleConcurrency long-lived workers (whose stacks stay grown
-// for the SDK's deep call chains).
-type batcher[T any] struct {
-	send  func(ctx context.Context, items []T) []error
-	calls chan *call[T]
-	work  chan []*call[T]
-	idle  chan struct{} // one token per idle worker
-	done  chan struct{}
-
-	mu     sync.RWMutex
-	closed bool
-	users  sync.WaitGroup
-}
-
-type call[T any] struct {
-	item T
-	done chan error
-}
-
-func newBatcher[T any](send func(ctx context.Context, items []T) []error) *batcher[T] {
-	b := &batcher[T]{
-		send:  send,
-		calls: make(chan *call[T], 4*maxBatchEntries),
-		work:  make(chan []*call[T], settleConcurrency),
-		idle:  make(chan struct{}, settleConcurrency),
-		done:  make(chan struct{}),
-	}
-	var workers sync.WaitGroup
-	for range settleConcurrency {
-		b.idle <- struct{}{}
-		workers.Go(b.worker)
-	}
-	go func() {
-		b.dispatch()
-		close(b.work)
-		workers.Wait()
-		close(b.done)
-	}()
-	return b
-}
-
-// submit adds item to the next batch and waits for its result. The batch
-// request is not cancelled when ctx ends; only the wait is.
-func (b *batcher[T]) submit(ctx context.Context, item T) error {
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return fmt.Errorf("snssqs: settle: %w", providers.ErrClosed)
-	}
-	b.users.Add(1)
-	b.mu.RUnlock()
-	defer b.users.Done()
-
-	c := &call[T]{item: item, done: make(chan error, 1)}
-	select {
-	case b.calls <- c:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-c.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// dispatch waits for an idle worker, then hands it what has queued up.
-func (b *batcher[T]) dispatch() {
-	for c := range b.calls {
-		<-b.idle
-		batch := []*call[T]{c}
-	fill:
-		for len(batch) < maxBatchEntries {
-			select {
-			case c, ok := <-b.calls:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, c)
-			default:
-				break fill
-			}
-		}
-		b.work <- batch
-	}
-}
-
-// worker sends batches, one request at a time.
-func (b *batcher[T]) worker() {
-	items := make([]T, 0, maxBatchEntries)
-	for batch := range b.work {
-		items = items[:0]
-		for _, c := range batch {
-			items = append(items, c.item)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-		errs := b.send(ctx, items)
-		cancel()
-		for i, c := range batch {
-			c.done <- errs[i]
-		}
-		b.idle <- struct{}{}
-	}
-}
-
-// close waits for the calls under way and stops; later calls fail with
-// ErrClosed.
-func (b *batcher[T]) close() {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		<-b.done
-		return
-	}
-	b.closed = true
-	b.mu.Unlock()
-	b.users.Wait()
-	close(b.calls)
-	<-b.done
 }

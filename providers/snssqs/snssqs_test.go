@@ -226,8 +226,10 @@ func TestURL(t *testing.T) {
 		t.Errorf("Limits = %+v", l)
 	}
 	top := provision(t, pr.(*Provider), false, "c")
-	if _, err := pr.OpenTopic(ctx, top.Topic); err != nil {
+	if tp, err := pr.OpenTopic(ctx, top.Topic); err != nil {
 		t.Errorf("OpenTopic through the URL's provider: %v", err)
+	} else {
+		tp.Close()
 	}
 
 	for _, bad := range []string{

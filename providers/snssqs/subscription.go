@@ -128,8 +128,8 @@ func (p *Provider) newSubscription(ctx context.Context, what, url, name string,
 	}
 	s.margin = min(time.Duration(s.visSecs)*time.Second/8, time.Second)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.deletes = newBatcher(s.deleteBatch)
-	s.visibility = newBatcher(s.visibilityBatch)
+	s.deletes = newBatcher(settleConcurrency, s.deleteBatch)
+	s.visibility = newBatcher(settleConcurrency, s.visibilityBatch)
 	return s, nil
 }
 

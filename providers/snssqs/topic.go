@@ -24,7 +24,21 @@ type topic struct {
 	arn     string
 	ordered bool // a FIFO topic
 
+	// queue packs the messages of concurrent SendBatch calls on a
+	// standard topic into shared PublishBatch requests.
+	queue  *batcher[*chunk]
 	closed atomic.Bool
+}
+
+func newTopic(p *Provider, name, arn string, ordered bool) *topic {
+	t := &topic{p: p, name: name, arn: arn, ordered: ordered}
+	if !ordered {
+		t.queue = newBatcher(p.opts.PublishConcurrency, t.publishChunks)
+		t.queue.count = func(c *chunk) int { return len(c.entries) }
+		t.queue.size = func(c *chunk) int { return c.size }
+		t.queue.maxBytes = maxBatchBytes
+	}
+	return t
 }
 
 // OpenTopic returns a sender for SNS topic t, or t.fifo when only that
@@ -37,7 +51,7 @@ func (p *Provider) OpenTopic(ctx context.Context, t string) (providers.Topic, er
 	if err != nil {
 		return nil, err
 	}
-	return &topic{p: p, name: t, arn: arn, ordered: ordered}, nil
+	return newTopic(p, t, arn, ordered), nil
 }
 
 // entry is one message of a SendBatch call on its way.
@@ -49,10 +63,14 @@ type entry struct {
 }
 
 // SendBatch publishes the messages with PublishBatch, 10 and 256 KiB a
-// request, PublishConcurrency requests at a time. Every message is checked
+// request, PublishConcurrency requests at a time. On a standard topic the
+// messages of concurrent calls share requests. Every message is checked
 // first: if any breaks a limit, nothing is sent and the error, wrapping
 // ErrInvalid or ErrTooLarge, names it. When only some fail, the error is a
-// *providers.BatchError naming them; the rest were published.
+// *providers.BatchError naming them; the rest were published. Once ctx
+// ends no more requests start (the messages left fail with its error);
+// requests under way are waited for, at most 30 s, so that every result
+// is known.
 func (t *topic) SendBatch(ctx context.Context, msgs []*providers.Message) error {
 	if t.closed.Load() {
 		return fmt.Errorf("snssqs: publish to topic %s: %w", t.arn, providers.ErrClosed)
@@ -68,18 +86,39 @@ func (t *topic) SendBatch(ctx context.Context, msgs []*providers.Message) error 
 	}
 
 	failed := make(map[int]error)
-	var mu sync.Mutex
-	fail := func(es []entry, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range es {
-			failed[e.index] = err
-		}
-	}
 	if t.ordered {
-		t.sendLanes(ctx, entries, fail)
+		var mu sync.Mutex
+		t.sendLanes(ctx, entries, func(e *entry, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			failed[e.index] = err
+		})
 	} else {
-		t.sendAll(ctx, batches(entries, maxBatchEntries), fail)
+		// Full requests' worth of one call travel together; what is left
+		// shares a request with other calls'.
+		bs := batches(entries, maxBatchEntries)
+		chunks := make([]*chunk, len(bs))
+		for i, b := range bs {
+			chunks[i] = &chunk{entries: b}
+			for _, e := range b {
+				chunks[i].size += e.size
+			}
+		}
+		_, queued, err := t.queue.submitAll(ctx, chunks)
+		if err != nil {
+			return fmt.Errorf("snssqs: publish to topic %s: %w", t.arn, err)
+		}
+		for i, c := range chunks {
+			for j, e := range c.entries {
+				switch {
+				case i >= queued:
+					failed[e.index] = fmt.Errorf("snssqs: publish to topic %s: not sent: %w",
+						t.arn, ctx.Err())
+				case c.errs[j] != nil:
+					failed[e.index] = c.errs[j]
+				}
+			}
+		}
 	}
 
 	switch {
@@ -171,45 +210,23 @@ const maxFIFOBatchEntries = 9
 
 // batches packs entries in order into requests of at most max entries
 // and 256 KiB.
-func batches(entries []entry, max int) [][]entry {
-	var out [][]entry
-	start, size := 0, 0
-	for i, e := range entries {
-		if i-start == max || size+e.size > maxBatchBytes {
-			out = append(out, entries[start:i])
-			start, size = i, 0
+func batches(entries []entry, max int) [][]*entry {
+	var out [][]*entry
+	var cur []*entry
+	size := 0
+	for i := range entries {
+		e := &entries[i]
+		if len(cur) == max || len(cur) > 0 && size+e.size > maxBatchBytes {
+			out = append(out, cur)
+			cur, size = nil, 0
 		}
+		cur = append(cur, e)
 		size += e.size
 	}
-	if start < len(entries) {
-		out = append(out, entries[start:])
+	if len(cur) > 0 {
+		out = append(out, cur)
 	}
 	return out
-}
-
-// sendAll sends the batches, PublishConcurrency at a time.
-func (t *topic) sendAll(ctx context.Context, bs [][]entry, fail func([]entry, error)) {
-	workers := min(t.p.opts.PublishConcurrency, len(bs))
-	if workers <= 1 {
-		for _, b := range bs {
-			t.publish(ctx, b, fail)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bs) {
-					return
-				}
-				t.publish(ctx, bs[i], fail)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 var laneSeed = maphash.MakeSeed()
@@ -218,7 +235,7 @@ var laneSeed = maphash.MakeSeed()
 // lane, whose batches go one after another, in order; the lanes run in
 // parallel. Once a batch of a lane fails, the lane's later entries are not
 // sent, so that no message overtakes one of its group that failed.
-func (t *topic) sendLanes(ctx context.Context, entries []entry, fail func([]entry, error)) {
+func (t *topic) sendLanes(ctx context.Context, entries []entry, fail func(*entry, error)) {
 	n := min(t.p.opts.PublishConcurrency, len(entries))
 	lanes := make([][]entry, n)
 	for _, e := range entries {
@@ -233,26 +250,66 @@ func (t *topic) sendLanes(ctx context.Context, entries []entry, fail func([]entr
 		wg.Go(func() {
 			bs := batches(lane, maxFIFOBatchEntries)
 			for i, b := range bs {
-				if !t.publish(ctx, b, fail) {
-					for _, rest := range bs[i+1:] {
-						fail(rest, fmt.Errorf("snssqs: publish to topic %s: %w: not sent, "+
-							"since an earlier message of its lane failed", t.arn, providers.ErrUnavailable))
-					}
-					return
+				var errs []error
+				if err := ctx.Err(); err != nil {
+					errs = repeat(len(b), fmt.Errorf("snssqs: publish to topic %s: not sent: %w",
+						t.arn, err))
+				} else {
+					errs = t.publishBatch(ctx, b)
 				}
+				ok := true
+				for j, err := range errs {
+					if err != nil {
+						fail(b[j], err)
+						ok = false
+					}
+				}
+				if ok {
+					continue
+				}
+				for _, rest := range bs[i+1:] {
+					for _, e := range rest {
+						fail(e, fmt.Errorf("snssqs: publish to topic %s: %w: not sent, since "+
+							"an earlier message of its lane failed", t.arn, providers.ErrUnavailable))
+					}
+				}
+				return
 			}
 		})
 	}
 	wg.Wait()
 }
 
-// publish sends one batch and reports which entries failed; it returns
-// whether all of them went through.
-func (t *topic) publish(ctx context.Context, b []entry, fail func([]entry, error)) bool {
-	if err := ctx.Err(); err != nil {
-		fail(b, fmt.Errorf("snssqs: publish to topic %s: not sent: %w", t.arn, err))
-		return false
+// chunk is consecutive entries of one SendBatch call, published in one
+// request (with other calls' chunks when they fit).
+type chunk struct {
+	entries []*entry
+	size    int
+	errs    []error // one per entry, once published
+}
+
+// publishChunks publishes chunks in one request and files each entry's
+// result in its chunk.
+func (t *topic) publishChunks(ctx context.Context, cs []*chunk) []error {
+	var all []*entry
+	if len(cs) == 1 {
+		all = cs[0].entries
+	} else {
+		for _, c := range cs {
+			all = append(all, c.entries...)
+		}
 	}
+	errs := t.publishBatch(ctx, all)
+	for _, c := range cs {
+		c.errs, errs = errs[:len(c.entries)], errs[len(c.entries):]
+	}
+	return make([]error, len(cs))
+}
+
+// publishBatch sends one PublishBatch request and returns each entry's
+// error. An entry SNS names in neither list failed: only an answer says
+// it was published.
+func (t *topic) publishBatch(ctx context.Context, b []*entry) []error {
 	reqs := make([]snstypes.PublishBatchRequestEntry, len(b))
 	for i := range b {
 		reqs[i] = b[i].req
@@ -263,42 +320,31 @@ func (t *topic) publish(ctx context.Context, b []entry, fail func([]entry, error
 		PublishBatchRequestEntries: reqs,
 	})
 	if err != nil {
-		fail(b, wrap("PublishBatch", "topic "+t.arn, err))
-		return false
+		return repeat(len(b), wrap("PublishBatch", "topic "+t.arn, err))
 	}
 
-	// An entry SNS names in neither list is counted as failed: only an
-	// answer says it was published.
-	done := make([]bool, len(b))
-	ok := true
+	errs := repeat(len(b), fmt.Errorf("snssqs: PublishBatch topic %s: %w: SNS did not "+
+		"report the entry", t.arn, providers.ErrUnavailable))
 	for _, s := range out.Successful {
 		if i, err := strconv.Atoi(aws.ToString(s.Id)); err == nil && i >= 0 && i < len(b) {
-			done[i] = true
+			errs[i] = nil
 		}
 	}
 	for _, f := range out.Failed {
-		i, err := strconv.Atoi(aws.ToString(f.Id))
-		if err != nil || i < 0 || i >= len(b) {
-			continue
-		}
-		done[i] = true
-		ok = false
-		fail(b[i:i+1], entryError("PublishBatch", "topic "+t.arn,
-			aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault))
-	}
-	for i, d := range done {
-		if !d {
-			ok = false
-			fail(b[i:i+1], fmt.Errorf("snssqs: PublishBatch topic %s: %w: SNS did not report "+
-				"entry %d", t.arn, providers.ErrUnavailable, i))
+		if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(b) {
+			errs[i] = entryError("PublishBatch", "topic "+t.arn,
+				aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
 		}
 	}
-	return ok
+	return errs
 }
 
-// Close stops the sender: later SendBatch calls fail with ErrClosed.
-// SendBatch is synchronous, so there is nothing to flush.
+// Close stops the sender: it waits for SendBatch calls under way, and
+// later ones fail with ErrClosed.
 func (t *topic) Close() error {
 	t.closed.Store(true)
+	if t.queue != nil {
+		t.queue.close()
+	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,8 +114,15 @@ func TestSNSNotificationsDecodeLikeRawDelivery(t *testing.T) {
 // fail as throttled, "bad" as invalid; every request fails with
 // Throttling when throttle is set.
 func fakeSNS(t *testing.T, throttle bool, requests *atomic.Int32) *httptest.Server {
+	return slowSNS(t, throttle, requests, 0)
+}
+
+// slowSNS is fakeSNS taking delay to answer.
+func slowSNS(t *testing.T, throttle bool, requests *atomic.Int32, delay time.Duration,
+) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
+		time.Sleep(delay)
 		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "PublishBatch" {
 			http.Error(w, "unexpected request", http.StatusBadRequest)
 			return
@@ -160,7 +168,9 @@ func fakeTopic(t *testing.T, srv *httptest.Server) *topic {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	return &topic{p: p, name: "t", arn: "arn:aws:sns:us-east-1:000000000000:t"}
+	tp := newTopic(p, "t", "arn:aws:sns:us-east-1:000000000000:t", false)
+	t.Cleanup(func() { tp.Close() })
+	return tp
 }
 
 func TestPartialFailureNamesTheMessages(t *testing.T) {
@@ -201,5 +211,30 @@ func TestThrottlingIsUnavailable(t *testing.T) {
 	}
 	if n := requests.Load(); n < 2 {
 		t.Errorf("%d requests: throttling should be retried before giving up", n)
+	}
+}
+
+func TestConcurrentSendsShareRequests(t *testing.T) {
+	var requests atomic.Int32
+	tp := fakeTopic(t, slowSNS(t, false, &requests, 20*time.Millisecond))
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 100 {
+		wg.Go(func() {
+			m := &providers.Message{Body: []byte(fmt.Sprint("ok ", i))}
+			if err := tp.SendBatch(context.Background(), []*providers.Message{m}); err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d sends failed", failed.Load())
+	}
+	// 100 one-message calls at once, 8 requests in flight: most calls
+	// wait for a request and leave with others, 10 a request.
+	t.Logf("PublishBatch requests for 100 concurrent one-message sends: %d", requests.Load())
+	if n := requests.Load(); n > 30 {
+		t.Errorf("100 concurrent one-message sends took %d requests, want at most 30", n)
 	}
 }
