@@ -23,6 +23,9 @@
 //
 // SendBatch publishes with PublishBatch: at most 10 messages and 256 KiB a
 // request, 8 requests in flight by default (Options.PublishConcurrency).
+// On a standard topic the messages of concurrent SendBatch calls share
+// requests, so that many one-message publishes still travel 10 a request
+// when the load is high, without waiting when it is light.
 // On FIFO topics the OrderingKey is the MessageGroupId and the message ID
 // the MessageDeduplicationId (SNS drops a repeat within 5 minutes), and
 // messages of one key travel in one lane, in order; a message without a
@@ -120,8 +123,8 @@ const (
 
 // The defaults of Options.
 const (
-	// DefaultPublishConcurrency is how many PublishBatch requests one
-	// SendBatch call keeps in flight.
+	// DefaultPublishConcurrency is how many PublishBatch requests a
+	// topic keeps in flight.
 	DefaultPublishConcurrency = 8
 	// DefaultMaxReceivers bounds the parallel long polls of one
 	// subscription.
@@ -146,8 +149,8 @@ type Options struct {
 	// AccountID is the AWS account of the topics. Empty means the
 	// caller's account, asked of STS once (GetCallerIdentity).
 	AccountID string
-	// PublishConcurrency is how many PublishBatch requests one SendBatch
-	// call keeps in flight; 0 means 8.
+	// PublishConcurrency is how many PublishBatch requests a topic keeps
+	// in flight (a FIFO topic: each SendBatch call); 0 means 8.
 	PublishConcurrency int
 	// MaxReceivers bounds the parallel long polls of one subscription;
 	// 0 means 8.
