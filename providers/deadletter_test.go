@@ -20,7 +20,7 @@ func TestDeadLetterRoundTripsInBothForms(t *testing.T) {
 	dl := DeadLetter{Reason: ReasonMaxAttempts, Error: "boom", Attempts: 5, Consumer: "email",
 		Time: time.Date(2026, 12, 3, 1, 2, 3, 4, time.UTC)}
 	for name, attrs := range map[string]map[string]string{
-		"plain":  WithDeadLetter(map[string]string{"a": "1"}, dl, 0),
+		"plain": WithDeadLetter(map[string]string{"a": "1"}, dl, 0),
 		"packed": WithDeadLetter(map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5",
 			"f": "6"}, dl, 10),
 	} {
