@@ -30,7 +30,7 @@ const (
 )
 
 // subscription receives from one SQS queue: a consumer's queue, or a
-// dead-letter queue (dlq.go).
+// dead-letter queue (deadletter.go).
 type subscription struct {
 	p        *Provider
 	what     string // "consumer C of topic T", for errors
