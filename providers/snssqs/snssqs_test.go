@@ -194,6 +194,7 @@ func TestBadInputIsRefusedBeforeSending(t *testing.T) {
 			Attributes: map[string]string{"a": "\x01"}}, providers.ErrInvalid},
 		{"ordering key on a standard topic", &providers.Message{Body: []byte("x"), OrderingKey: "k"},
 			providers.ErrInvalid},
+		{"nil message", nil, providers.ErrInvalid},
 	}
 	for _, c := range cases {
 		good := &providers.Message{Body: []byte("good")}

@@ -79,8 +79,12 @@ func (t *topic) SendBatch(ctx context.Context, msgs []*providers.Message) error 
 	for i, m := range msgs {
 		e, err := t.entry(i, m)
 		if err != nil {
+			id := ""
+			if m != nil {
+				id = m.ID
+			}
 			return fmt.Errorf("snssqs: publish to topic %s: message #%d (id %q): %w",
-				t.arn, i, m.ID, err)
+				t.arn, i, id, err)
 		}
 		entries[i] = e
 	}
