@@ -166,6 +166,11 @@ func (q *deadLetters) Redrive(ctx context.Context, msgs []*providers.Message) er
 	}
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i, m := range msgs {
+		if m == nil {
+			failed[i] = fmt.Errorf("snssqs: redrive to queue %s: message #%d: %w: nil message",
+				q.targetName, i, providers.ErrInvalid)
+			continue
+		}
 		w, err := encode(m, true)
 		if err == nil && w.size > MaxMessageBytes {
 			err = fmt.Errorf("%w: %d bytes; the queue takes %d", providers.ErrTooLarge,
