@@ -73,7 +73,11 @@ func (s *subscription) Extend(ctx context.Context, d *providers.Delivery,
 // has ended (or it was given back): SQS would accept a stale receipt
 // handle without a word, so the driver refuses first.
 func (s *subscription) leased(op string, d *providers.Delivery) (*receipt, error) {
-	h, ok := d.Handle.(*receipt)
+	var h *receipt
+	ok := false
+	if d != nil {
+		h, ok = d.Handle.(*receipt)
+	}
 	if !ok || h.sub != s {
 		return nil, fmt.Errorf("%w: snssqs: %s a delivery that queue %s did not hand out",
 			providers.ErrInvalid, op, s.queue)
