@@ -49,7 +49,21 @@ func newAWSEnv(tb testing.TB) *awsEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = e.herald.Close() })
+	// Delete what was provisioned, so that messages left by one contender
+	// cannot slow fauxqs down for the next. Cleanups run last-in first-out:
+	// this runs before the clients close.
+	tb.Cleanup(func() { e.delete(context.Background()) })
 	return e
+}
+
+// delete removes the topic and its queues.
+func (e *awsEnv) delete(ctx context.Context) {
+	for _, q := range []string{e.topic + "-c", e.topic + "-c-dlq"} {
+		if u, err := e.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q)}); err == nil {
+			_, _ = e.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: u.QueueUrl})
+		}
+	}
+	_, _ = e.sns.DeleteTopic(ctx, &sns.DeleteTopicInput{TopicArn: aws.String(e.topicARN)})
 }
 
 // startAWS starts fauxqs and warms it up, so that the first contender of
@@ -74,6 +88,7 @@ func warmAWS(ctx context.Context, a *localstack.AWS) error {
 		return err
 	}
 	defer func() { _ = e.herald.Close() }()
+	defer e.delete(ctx)
 	const n = 2000
 	err = parallel(ctx, 8, n/10, func(ctx context.Context, i int) error {
 		entries := make([]snstypes.PublishBatchRequestEntry, 10)

@@ -47,7 +47,11 @@ go test -c -o "$out/bench.test" . >&2
 raw=$out/raw.txt
 : >"$raw"
 
-echo "load before: $(uptime)" | tee "$out/load.txt" >&2
+# The bench module builds herald from the work tree (replace => ../):
+# record which commit, and whether uncommitted changes were measured too.
+changed=$(git status --porcelain --untracked-files=no -- .. | wc -l)
+echo "herald at $(git rev-parse --short HEAD), $changed changed files" | tee "$out/load.txt" >&2
+echo "load before: $(uptime)" | tee -a "$out/load.txt" >&2
 for r in $(seq 1 "$rounds"); do
 	while read -r bench benchtime; do
 		"$out/bench.test" -test.run '^$' -test.bench "^${bench}\$" \
@@ -60,7 +64,8 @@ done
 rm -f "$out/bench.test"
 
 echo
-echo "$rounds rounds; $(tail -n 1 "$out/load.txt")"
+echo "$rounds rounds; $(head -n 1 "$out/load.txt")"
+grep load "$out/load.txt"
 echo
 # Medians per contender, then herald's ratio (msgs/s) to every other
 # contender of the same benchmark.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	gcpubsub "gocloud.dev/pubsub"
 	"gocloud.dev/pubsub/gcppubsubv2"
 	"google.golang.org/api/option"
@@ -56,7 +57,24 @@ func newPubSubEnv(tb testing.TB) *pubsubEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = e.raw.Close() })
+	// Delete what was provisioned, so that messages left by one contender
+	// cannot slow pstest down for the next (it scans every subscription).
+	tb.Cleanup(func() { e.delete(context.Background(), ps.Project) })
 	return e
+}
+
+// delete removes the topic, the subscription and their dead-letter pair.
+func (e *pubsubEnv) delete(ctx context.Context, project string) {
+	for _, sub := range []string{e.sub, e.sub + "-dlq"} {
+		_ = e.raw.SubscriptionAdminClient.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{
+			Subscription: "projects/" + project + "/subscriptions/" + sub,
+		})
+	}
+	for _, topic := range []string{e.topic, e.sub + "-dlq"} {
+		_ = e.raw.TopicAdminClient.DeleteTopic(ctx, &pubsubpb.DeleteTopicRequest{
+			Topic: "projects/" + project + "/topics/" + topic,
+		})
+	}
 }
 
 // BenchmarkPubSubPublish measures publishing b.N (compare.sh: 10,000) 1

@@ -49,6 +49,11 @@ func newServiceBusEnv(tb testing.TB) *serviceBusEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = e.raw.Close(context.Background()) })
+	// Delete the topic (and its subscriptions), so that messages left by
+	// one contender cannot slow the emulator down for the next.
+	if sb.Emulator != nil {
+		tb.Cleanup(func() { _ = sb.Emulator.DeleteTopic(e.topic) })
+	}
 	return e
 }
 
