@@ -163,6 +163,10 @@ func (s *subscription) ReceiveBatch(ctx context.Context, max int) ([]*providers.
 			s.mu.Unlock()
 			return nil, nil
 		}
+		if err := ctx.Err(); err != nil {
+			s.mu.Unlock()
+			return nil, err // start no poll for a caller already gone
+		}
 		for s.outstanding < s.receivers && s.asked < max {
 			n := min(maxBatchEntries, max-s.asked)
 			s.outstanding++
