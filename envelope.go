@@ -20,9 +20,10 @@ import (
 //     any bytes survive, and the application's attributes in the object
 //     member "heraldattributes"; the message carries no attributes.
 //
-// Publish uses binary mode unless the provider has too few attribute slots
-// (SNS and SQS allow 10), and Decode reads both, so consumers never need to
-// know which mode a producer used.
+// Publish uses binary mode unless the provider asks for structured mode or
+// has too few attribute slots (SNS and SQS: see providers.Limits), and
+// Decode reads both, so consumers never need to know which mode a producer
+// used.
 const (
 	ceSpecVersion = "ce-specversion"
 	ceID          = "ce-id"
@@ -73,11 +74,12 @@ func envelopeAttributes(m *Message) int {
 }
 
 // encode turns a validated message into what a driver sends: binary mode
-// when maxAttrs (0: no limit) leaves room, structured mode otherwise.
-func encode(m *Message, maxAttrs int) *providers.Message {
+// when the provider's attribute limit leaves room, structured mode when it
+// does not or when the provider asks for it.
+func encode(m *Message, l providers.Limits) *providers.Message {
 	out := &providers.Message{ID: m.ID, OrderingKey: m.OrderingKey}
 	n := envelopeAttributes(m)
-	if maxAttrs > 0 && n+len(m.Attributes) > maxAttrs {
+	if l.Structured || (l.MaxAttributes > 0 && n+len(m.Attributes) > l.MaxAttributes) {
 		s := structured{
 			SpecVersion:  specVersion,
 			ID:           m.ID,

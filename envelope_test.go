@@ -34,9 +34,9 @@ func (t captureTopic) SendBatch(_ context.Context, msgs []*providers.Message) er
 }
 func (t captureTopic) Close() error { return nil }
 
-func roundTrip(t *testing.T, maxAttrs int, m *herald.Message) (*providers.Message, *herald.Message) {
+func roundTrip(t *testing.T, l providers.Limits, m *herald.Message) (*providers.Message, *herald.Message) {
 	t.Helper()
-	c := &capture{limits: providers.Limits{MaxAttributes: maxAttrs}}
+	c := &capture{limits: l}
 	pub, err := herald.NewClient(c).Publisher(context.Background(), "t", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -68,15 +68,17 @@ func TestEnvelopeModes(t *testing.T) {
 		name       string
 		maxAttrs   int
 		attrs      int
+		ask        bool
 		structured bool
 	}{
-		{"binary, no limit", 0, 20, false},
-		{"binary, fits 10", 10, 2, false},
-		{"structured, over 10", 10, 3, true},
+		{"binary, no limit", 0, 20, false, false},
+		{"binary, fits 10", 10, 2, false, false},
+		{"structured, over 10", 10, 3, false, true},
+		{"structured, asked for", 10, 0, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			want := base(tc.attrs)
-			wire, got := roundTrip(t, tc.maxAttrs, want)
+			wire, got := roundTrip(t, providers.Limits{MaxAttributes: tc.maxAttrs, Structured: tc.ask}, want)
 			if tc.structured != (len(wire.Attributes) == 0) {
 				t.Fatalf("structured mode = %v, want %v (attributes %v)", len(wire.Attributes) == 0,
 					tc.structured, wire.Attributes)
@@ -90,7 +92,8 @@ func TestEnvelopeModes(t *testing.T) {
 			if got.ID != want.ID || got.Type != want.Type || got.Source != want.Source ||
 				got.Subject != want.Subject || !got.Time.Equal(want.Time) ||
 				got.ContentType != want.ContentType || !bytes.Equal(got.Data, want.Data) ||
-				!maps.Equal(got.Attributes, want.Attributes) || got.OrderingKey != want.OrderingKey {
+				!(maps.Equal(got.Attributes, want.Attributes) || len(got.Attributes)+len(want.Attributes) == 0) ||
+				got.OrderingKey != want.OrderingKey {
 				t.Fatalf("decoded %+v, want %+v", got, want)
 			}
 			if got.Attempt != 2 || got.ProviderID != "p-1" {

@@ -94,7 +94,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...*Message) error {
 		if err := validate(m); err != nil {
 			return fmt.Errorf("herald: publish to %q: message #%d (id %q): %w", p.topic, i, m.ID, err)
 		}
-		out[i] = encode(m, limits.MaxAttributes)
+		out[i] = encode(m, limits)
 		if err := checkSize(out[i], limits); err != nil {
 			return fmt.Errorf("herald: publish to %q: message #%d (id %q): %w", p.topic, i, m.ID, err)
 		}

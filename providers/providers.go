@@ -63,6 +63,10 @@ type Limits struct {
 	// AttributeOverhead is added per attribute when sizing a message
 	// (SNS counts the data type name, for example).
 	AttributeOverhead int
+	// Structured asks for the envelope in structured mode (one JSON
+	// body, no attributes) always: for providers where attributes are
+	// scarce and costly, as on SNS and SQS.
+	Structured bool
 }
 
 // Provider is one connection to a cloud (or to the in-process provider).

@@ -300,12 +300,17 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 }
 
 // Limits reports SNS's limits: 10 attributes, 262,144 bytes a message,
-// and 6 bytes per attribute for its data type ("String").
+// and 6 bytes per attribute for its data type ("String"). It asks for the
+// envelope in structured mode (one CloudEvents JSON body): attributes are
+// scarce on SNS and SQS and cost more to carry than the same bytes in the
+// body (on fauxqs, five attributes cut batch publishing from about 8,700
+// to 3,000 messages a second), and herald filters nothing on them there.
 func (p *Provider) Limits() providers.Limits {
 	return providers.Limits{
 		MaxAttributes:     MaxAttributes,
 		MaxMessageBytes:   MaxMessageBytes,
 		AttributeOverhead: len(attrTypeString),
+		Structured:        true,
 	}
 }
 
