@@ -130,6 +130,8 @@ func benchSendReceive(b *testing.B, workers int) {
 	go func() { wg.Wait(); close(finished) }()
 	select {
 	case <-finished:
+	case err := <-errs:
+		b.Fatal(err) // a worker failed: the others would wait forever
 	case <-time.After(2 * time.Minute):
 		st, _ := em.Stats("bench")
 		dl, _ := em.Stats("bench/$DeadLetterQueue")

@@ -206,8 +206,14 @@ func (c *conn) loop() error {
 			return connError{newError(condNotImplemented, "unknown performative 0x%x", f.code)}
 		}
 		s := c.sessions[f.channel]
+		if s == nil && f.code == codeEnd {
+			// go-amqp ends sessions it abandoned before their begin went
+			// out (a cancelled NewSession): nothing to end, nothing to say.
+			continue
+		}
 		if s == nil {
-			return connError{newError(condNotAllowed, "channel %d has no session", f.channel)}
+			return connError{newError(condNotAllowed, "channel %d has no session (performative 0x%x)",
+				f.channel, f.code)}
 		}
 		if err := s.handle(f); err != nil {
 			var se sessionError

@@ -436,3 +436,16 @@ func TestAttachErrors(t *testing.T) {
 		t.Fatalf("got 0x%x %v, want detach with not-allowed", f.code, e)
 	}
 }
+
+// TestEndWithoutSessionIsIgnored: go-amqp sends end for a session whose
+// begin it abandoned; that must not cost the connection its other links.
+func TestEndWithoutSessionIsIgnored(t *testing.T) {
+	em := start(t, Config{})
+	r := dialRaw(t, em)
+	r.open()
+	r.write(appendFrame(nil, frameAMQP, 3, perf(codeEnd, nil), nil))
+	r.write(beginFrame())
+	if f := r.read(); f.code != codeBegin {
+		t.Fatalf("got 0x%x, want begin: the connection did not survive", f.code)
+	}
+}
