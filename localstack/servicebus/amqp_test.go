@@ -1,8 +1,10 @@
 package servicebus
 
 import (
+	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/Azure/go-amqp"
 )
@@ -112,4 +114,57 @@ func TestSessionWindowIsReplenished(t *testing.T) {
 		}
 	}
 	waitCount(t, em, "q", n)
+}
+
+// TestLockTokenInTagAndAnnotation checks that the delivery tag carries the
+// lock token in .NET Guid byte order and x-opt-lock-token the same token
+// as an AMQP uuid, with the annotations Service Bus adds.
+func TestLockTokenInTagAndAnnotation(t *testing.T) {
+	em := start(t, Config{})
+	_ = em.CreateQueue("q", EntityProperties{})
+	ctx := ctxT(t)
+	conn, err := amqp.Dial(ctx, "amqp://"+em.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snd, err := sess.NewSender(ctx, "q", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(ctx, amqp.NewMessage([]byte("x")), nil); err != nil {
+		t.Fatal(err)
+	}
+	rcv, err := sess.NewReceiver(ctx, "q", &amqp.ReceiverOptions{
+		SettlementMode: amqp.ReceiverSettleModeSecond.Ptr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rcv.Receive(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, ok := m.DeliveryAnnotations["x-opt-lock-token"].(amqp.UUID)
+	tag := m.DeliveryTag
+	if !ok || len(tag) != 16 || tag[0] != tok[3] || tag[3] != tok[0] || tag[1] != tok[2] ||
+		tag[4] != tok[5] || tag[6] != tok[7] || !bytes.Equal(tag[8:], tok[8:]) {
+		t.Fatalf("tag % x, lock token %v", m.DeliveryTag, m.DeliveryAnnotations["x-opt-lock-token"])
+	}
+	if _, ok := m.Annotations["x-opt-locked-until"].(time.Time); !ok {
+		t.Errorf("x-opt-locked-until: %T", m.Annotations["x-opt-locked-until"])
+	}
+	if _, ok := m.Annotations["x-opt-enqueued-time"].(time.Time); !ok {
+		t.Errorf("x-opt-enqueued-time: %T", m.Annotations["x-opt-enqueued-time"])
+	}
+	if seq, ok := m.Annotations["x-opt-sequence-number"].(int64); !ok || seq != 1 {
+		t.Errorf("x-opt-sequence-number: %v", m.Annotations["x-opt-sequence-number"])
+	}
+	if err := rcv.AcceptMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, em, "q", 0)
 }
