@@ -59,7 +59,8 @@ func newAWSEnv(tb testing.TB) *awsEnv {
 // delete removes the topic and its queues.
 func (e *awsEnv) delete(ctx context.Context) {
 	for _, q := range []string{e.topic + "-c", e.topic + "-c-dlq"} {
-		if u, err := e.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q)}); err == nil {
+		u, err := e.sqs.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q)})
+		if err == nil {
 			_, _ = e.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: u.QueueUrl})
 		}
 	}

@@ -118,7 +118,8 @@ func stopTimer(b *testing.B, msgs int) {
 
 // parallel runs f(i) for i in [0, n) on workers goroutines and returns the
 // first error.
-func parallel(ctx context.Context, workers, n int, f func(ctx context.Context, i int) error) error {
+func parallel(ctx context.Context, workers, n int,
+	f func(ctx context.Context, i int) error) error {
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup

@@ -9,7 +9,8 @@
 # 40%) over all contenders alike; medians discard the outliers. REGEX keeps
 # only the benchmarks whose name matches, such as 'Mem' or 'AWS|PubSub'.
 #
-# Raw output and the load averages go to results/<UTC time>/ (git-ignored).
+# Raw output, every run's full log (log.txt), the load averages and the herald
+# commit measured go to results/<UTC time>/ (git-ignored).
 # Benchmarks whose local cloud cannot start are skipped and reported as such.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -54,14 +55,20 @@ echo "herald at $(git rev-parse --short HEAD), $changed changed files" | tee "$o
 echo "load before: $(uptime)" | tee -a "$out/load.txt" >&2
 for r in $(seq 1 "$rounds"); do
 	while read -r bench benchtime; do
+		status=0
 		"$out/bench.test" -test.run '^$' -test.bench "^${bench}\$" \
-			-test.benchtime "$benchtime" -test.count 1 2>&1 |
-			grep -E "^Benchmark|SKIP|FAIL|--- |goleak|panic" | sed "s/^/round $r: /" >>"$raw" || true
+			-test.benchtime "$benchtime" -test.count 1 >"$out/run.log" 2>&1 || status=$?
+		sed "s/^/round $r $bench: /" "$out/run.log" >>"$out/log.txt"
+		grep -E "^Benchmark|SKIP|FAIL|--- |goleak|panic" "$out/run.log" |
+			sed "s/^/round $r: /" >>"$raw" || true
+		if [ "$status" != 0 ] || ! grep -q "^Benchmark.*msgs/s" "$out/run.log"; then
+			echo "round $r: FAIL $bench: exit status $status (see log.txt)" >>"$raw"
+		fi
 		echo "round $r: $bench done" >&2
 	done <<<"$benchmarks"
 	echo "load after round $r: $(uptime)" | tee -a "$out/load.txt" >&2
 done
-rm -f "$out/bench.test"
+rm -f "$out/bench.test" "$out/run.log"
 
 echo
 echo "$rounds rounds; $(head -n 1 "$out/load.txt")"
