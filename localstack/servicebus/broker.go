@@ -24,8 +24,11 @@ type EntityProperties struct {
 	// DeadLetteringOnMessageExpiration moves expired messages to the
 	// dead-letter queue (reason TTLExpiredException) instead of dropping.
 	DeadLetteringOnMessageExpiration bool
-	// RequiresSession is accepted and recorded; sessions are not emulated,
-	// so session receivers are refused (see the package doc).
+	// RequiresSession makes the entity hand messages out by session:
+	// only session receivers may attach, each holding one session's lock
+	// (LockDuration, renewable) and receiving that session's messages in
+	// order. A queue rejects messages without a session id; a
+	// subscription dead-letters its copy (reason "SessionIdIsMissing").
 	RequiresSession bool
 }
 
@@ -193,7 +196,7 @@ func (t *topic) fanOut(now time.Time, msgs []*message) {
 	}
 	t.mu.RUnlock()
 	for _, sub := range subs {
-		var copies []*message
+		var copies, noSession []*message
 		for _, m := range msgs {
 			if sub.matches(m) {
 				c := m.clone()
@@ -201,11 +204,18 @@ func (t *topic) fanOut(now time.Time, msgs []*message) {
 				if p := sub.st.props.DefaultMessageTimeToLive; p > 0 && (c.ttl <= 0 || c.ttl > p) {
 					c.ttl, c.expiresAt = p, c.enqueued.Add(p)
 				}
+				if _, ok := c.sessionID(); !ok && sub.st.sessionsOn() {
+					noSession = append(noSession, c)
+					continue
+				}
 				copies = append(copies, c)
 			}
 		}
 		if len(copies) > 0 {
 			sub.st.enqueue(now, copies...)
+		}
+		if len(noSession) > 0 {
+			sub.st.deadLetterNoSession(now, noSession)
 		}
 	}
 }

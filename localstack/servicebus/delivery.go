@@ -94,6 +94,14 @@ func (l *inLink) accept(payload []byte) *amqpError {
 			return newError(condMessageSize, "the message exceeds %d bytes", c.em.maxMessageSize)
 		}
 	}
+	if l.node.st != nil && l.node.st.sessionsOn() {
+		for _, m := range msgs {
+			if _, ok := m.sessionID(); !ok {
+				return newError(condNotAllowed, "'%s' requires sessions: "+
+					"every message needs a session id", l.node.st.path)
+			}
+		}
+	}
 	l.node.send(time.Now(), msgs)
 	return nil
 }

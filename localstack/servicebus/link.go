@@ -2,6 +2,7 @@ package servicebus
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +47,16 @@ type outLink struct {
 	// Guarded by st.mu for consumers; reader goroutine only for replies.
 	credit        uint32
 	deliveryCount uint32
+	// Session receivers, guarded by st.mu.
+	sessionful bool
+	sessionID  string
+	hasSession bool        // holds sessionID's lock
+	waitUntil  time.Time   // a next-available receiver waits until then
+	waitTimer  *time.Timer // refuses it then
+	reply      list        // the attach reply, sent once a session is locked
+	// closed is set once the broker detached the link (accept timeout,
+	// session lock expiry): the client's answering detach needs no reply.
+	closed atomic.Bool
 }
 
 func closeLink(l any) {
@@ -142,22 +153,35 @@ func (s *session) attach(f frame) error {
 		s.c.out.frame(frameAMQP, s.ch, perf(codeAttach, reply), nil)
 		return nil
 	}
-	if sf, _, ok := composite(source); ok {
-		filter, _ := sf.get(7).(amqpMap)
-		if _, session := filter.Lookup(symbol("com.microsoft:session-filter")); session {
-			reply[5] = nil
-			return s.refuse(reply, h, newError(condNotAllowed,
-				"sessions are not supported by herald's Service Bus emulator"))
-		}
-	}
+	wanted, sessionful := sessionFilter(source)
 	n, found := s.c.em.broker.resolve(addr)
 	if !found || n.st == nil || n.mgmt {
 		reply[5] = nil
 		return s.refuse(reply, h,
 			newError(condNotFound, "the messaging entity '%s' could not be found", addr))
 	}
+	switch {
+	case sessionful && !n.st.sessionsOn():
+		reply[5] = nil
+		return s.refuse(reply, h, newError(condNotAllowed,
+			"'%s' does not require sessions: use a receiver without a session", addr))
+	case !sessionful && n.st.sessionsOn():
+		reply[5] = nil
+		return s.refuse(reply, h, newError(condNotAllowed,
+			"'%s' requires sessions: only session receivers may attach", addr))
+	}
 	snd, _ := f.fields.get(3).(uint8)
 	l.st, l.receiveAndDelete = n.st, snd == 1
+	if sessionful {
+		l.reply = reply
+		s.links[h] = l
+		if e := n.st.acceptSession(l, wanted, acceptTimeout(f.fields.get(13))); e != nil {
+			delete(s.links, h)
+			reply[5] = nil
+			return s.refuse(reply, h, e)
+		}
+		return nil
+	}
 	s.links[h] = l
 	s.c.out.frame(frameAMQP, s.ch, perf(codeAttach, reply), nil)
 	n.st.addConsumer(l)
@@ -186,6 +210,9 @@ func (s *session) detach(f frame) error {
 	}
 	closeLink(l)
 	delete(s.links, h)
+	if ol, ok := l.(*outLink); ok && ol.closed.Load() {
+		return nil // we detached it first; this is the client's answer
+	}
 	s.c.out.frame(frameAMQP, s.ch, perf(codeDetach, list{h, f.fields.boolean(1)}), nil)
 	return nil
 }

@@ -74,6 +74,9 @@ func (em *Emulator) manage(n node, req *message) *message {
 		return mgmtReply(400, "operation "+op+" is not supported on a topic", nil)
 	}
 	st := n.st
+	if reply, ok := manageSession(st, op, body); ok {
+		return reply
+	}
 	switch op {
 	case opRenewLock:
 		tokens, _ := body.Get("lock-tokens").(amqpArray)

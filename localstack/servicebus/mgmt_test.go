@@ -171,11 +171,3 @@ func TestMissingEntityIsNotFound(t *testing.T) {
 		t.Fatalf("receive from a missing queue: %v", err)
 	}
 }
-
-func TestSessionReceiverRefused(t *testing.T) {
-	_, c := queueEmulator(t, EntityProperties{RequiresSession: true})
-	_, err := c.AcceptSessionForQueue(ctxT(t), "q", "s1", nil)
-	if err == nil {
-		t.Fatal("session receiver accepted; sessions are not emulated")
-	}
-}

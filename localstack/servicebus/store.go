@@ -31,9 +31,11 @@ type store struct {
 	scheduled map[int64]*message
 	consumers []*outLink
 	rr        int
-	nextSeq   int64       // queues only; topics number their own messages
-	nextCheck time.Time   // earliest lock, schedule or TTL deadline
-	deleted   atomic.Bool // set by Delete*: senders get not-found
+	sessions  map[string]*msgSession // sessionsOn: locks and state by session id
+	waiters   []*outLink             // next-available session receivers, oldest first
+	nextSeq   int64                  // queues only; topics number their own messages
+	nextCheck time.Time              // earliest lock, schedule or TTL deadline
+	deleted   atomic.Bool            // set by Delete*: senders get not-found
 }
 
 func newStore(path string, props EntityProperties, isDLQ bool) *store {
@@ -42,6 +44,7 @@ func newStore(path string, props EntityProperties, isDLQ bool) *store {
 		locked:    map[uuid]*message{},
 		deferred:  map[int64]*message{},
 		scheduled: map[int64]*message{},
+		sessions:  map[string]*msgSession{},
 		nextSeq:   1,
 	}
 	if !isDLQ {
@@ -143,6 +146,10 @@ func (s *store) popReady() *message {
 // dispatchLocked hands ready messages to consumers with credit, round
 // robin, locking them (peek-lock) or removing them (receive-and-delete).
 func (s *store) dispatchLocked(now time.Time) {
+	if s.sessionsOn() {
+		s.dispatchSessionsLocked(now)
+		return
+	}
 	for s.head < len(s.ready) && len(s.consumers) > 0 {
 		var c *outLink
 		for range s.consumers {
@@ -217,6 +224,12 @@ func (s *store) addConsumer(c *outLink) {
 func (s *store) removeConsumer(c *outLink) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.sessionful {
+		now := time.Now()
+		s.releaseSessionLocked(now, c, false)
+		s.dispatchLocked(now)
+		return
+	}
 	s.removeConsumerLocked(c)
 }
 
@@ -332,6 +345,9 @@ func (s *store) sweep(now time.Time) {
 		return
 	}
 	s.nextCheck = time.Time{}
+	if s.sessionsOn() {
+		s.sweepSessionsLocked(now)
+	}
 	for tok, m := range s.locked {
 		if now.After(m.lockedUntil) {
 			delete(s.locked, tok)
