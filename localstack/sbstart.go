@@ -137,7 +137,7 @@ func (a *EmulatorAdmin) EnsureTopic(_ context.Context, topic string) error {
 }
 
 // EnsureSubscription creates the subscription with its lock duration,
-// MaxDeliveryCount and SQL rule unless it exists.
+// MaxDeliveryCount, RequiresSession and SQL rule unless it exists.
 func (a *EmulatorAdmin) EnsureSubscription(_ context.Context, topic, name string,
 	spec sbprov.SubscriptionSpec) error {
 	path := topic + "/Subscriptions/" + name
@@ -151,6 +151,7 @@ func (a *EmulatorAdmin) EnsureSubscription(_ context.Context, topic, name string
 	err := a.Emulator.CreateSubscription(topic, name, sbemu.EntityProperties{
 		LockDuration:     spec.LockDuration.Round(time.Millisecond),
 		MaxDeliveryCount: spec.MaxDeliveryCount,
+		RequiresSession:  spec.RequiresSession,
 	}, rules...)
 	if err != nil {
 		if _, serr := a.Emulator.Stats(path); serr == nil {

@@ -106,6 +106,7 @@ func WriteConfig(w io.Writer, topologies ...providers.Topology) error {
 					DefaultMessageTimeToLive: emulatorTTL,
 					LockDuration:             isoSeconds(spec.LockDuration),
 					MaxDeliveryCount:         spec.MaxDeliveryCount,
+					RequiresSession:          spec.RequiresSession,
 				},
 				Rules: []emuRule{{
 					Name: spec.RuleName,

@@ -81,12 +81,40 @@
 //
 // # Ordering
 //
-// Messages carry their ordering key in SessionID, but Provision does not
-// set RequiresSession and the subscription is not read with a session
-// receiver: herald's consumer keeps each key in order within one
-// process, while several consumer processes of one subscription may
-// interleave a key. Sessions would fix that (herald's emulator does not
-// emulate them yet).
+// Messages carry their ordering key in SessionID. For Topology.Ordered,
+// Provision creates the subscriptions with RequiresSession (on Azure, on
+// herald's emulator and in WriteConfig's Config.json), so that Service Bus
+// gives each key (session) to one receiver at a time, across every
+// consumer process of the subscription.
+//
+// How the provider knows: OpenSubscription attaches a plain receiver,
+// and a subscription that requires sessions refuses it with
+// amqp:not-allowed; the subscription is then read through sessions. This
+// needs no administration right and also covers subscriptions made by
+// hand or by an older Provision (an existing subscription keeps its
+// RequiresSession setting: delete it to change it).
+//
+// Reading through sessions:
+//
+//   - ReceiveBatch polls each session it holds (50 ms each) and, while it
+//     holds fewer than min(MaxInFlight, 4), accepts the next available
+//     session (AcceptNextSessionForSubscription), waiting up to 250 ms,
+//     or up to the whole 5 s when it holds none.
+//   - A session with nothing in flight that received nothing for 500 ms
+//     is closed, so that another consumer process can take the key; a
+//     session whose receive fails is closed too.
+//   - Session locks are renewed (RenewSessionLock) once less than half of
+//     their length is left, checked every 100 ms; Extend renews the
+//     session lock at once. A session's messages are locked by the
+//     session lock, so LeaseUntil is the session's lock expiry.
+//   - Ack, Nack and DeadLetter go through the session receiver that
+//     delivered the message.
+//
+// The provider adds no ordering of its own: herald's consumer handles one
+// message per key at a time and retries an ordered message in place.
+// On an ordered topology every message needs an ordering key: Service
+// Bus dead-letters a message without SessionID in a session-enabled
+// subscription (reason SessionIdIsMissing on herald's emulator).
 //
 // # Dead letters and redrive
 //

@@ -63,6 +63,9 @@ type SubscriptionSpec struct {
 	// TargetFilter(consumer), named RuleName.
 	RuleName  string
 	SQLFilter string
+	// RequiresSession is set for Topology.Ordered: the subscription hands
+	// out each ordering key (SessionID) to one receiver at a time.
+	RequiresSession bool `json:",omitempty"`
 }
 
 // TargetFilter is the SQL filter of consumer C's subscription: messages
@@ -99,6 +102,7 @@ func Spec(t providers.Topology, consumer string) SubscriptionSpec {
 		MaxDeliveryCount: max(10, attempts+backstopExtra),
 		RuleName:         RuleName,
 		SQLFilter:        TargetFilter(consumer),
+		RequiresSession:  t.Ordered,
 	}
 }
 
@@ -107,10 +111,9 @@ func Spec(t providers.Topology, consumer string) SubscriptionSpec {
 // t.MaxAttempts and the herald-target rule instead of "$Default" (see
 // Spec). It is idempotent and leaves existing entities as they are.
 //
-// Ordered topologies get no RequiresSession: herald's consumer keeps an
-// ordering key's messages in order within one process, and a session
-// receiver is not implemented yet (herald's emulator refuses sessions),
-// so several consumer processes may interleave one key.
+// Ordered topologies get subscriptions with RequiresSession, so that an
+// ordering key is read by one consumer process at a time (see "Ordering"
+// in the package doc). An existing subscription keeps its setting.
 //
 // Against an emulator reached by URL, Provision only checks that the
 // entities exist and fails with ErrNotFound naming the first missing one;
@@ -156,6 +159,9 @@ func (c *checker) EnsureTopic(ctx context.Context, topic string) error {
 func (c *checker) EnsureSubscription(ctx context.Context, topic, name string,
 	_ SubscriptionSpec) error {
 	r, err := c.p.openReceiver(ctx, topic, name, 0)
+	if err != nil && requiresSessions(err) {
+		return nil // it exists, and requires sessions
+	}
 	if err != nil {
 		return c.hint(err)
 	}
@@ -228,6 +234,9 @@ func (a *azureAdmin) EnsureSubscription(ctx context.Context, topic, name string,
 	lock := isoSeconds(min(max(spec.LockDuration, minLockDuration), maxLockDuration))
 	mdc := int32(spec.MaxDeliveryCount)
 	props := &admin.SubscriptionProperties{LockDuration: &lock, MaxDeliveryCount: &mdc}
+	if spec.RequiresSession {
+		props.RequiresSession = &spec.RequiresSession
+	}
 	if spec.SQLFilter != "" {
 		props.DefaultRule = &admin.RuleProperties{
 			Name:   spec.RuleName,

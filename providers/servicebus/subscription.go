@@ -34,7 +34,8 @@ type subscription struct {
 	topic string
 	name  string
 	path  string
-	recv  *azservicebus.Receiver
+	recv  *azservicebus.Receiver // nil when the subscription requires sessions
+	pool  *sessionPool           // its sessions, when it requires sessions
 
 	// sender sends delayed copies (Nack with a delay); opened on first
 	// use and closed by Close.
@@ -49,12 +50,38 @@ type subscription struct {
 type handle struct {
 	msg     *azservicebus.ReceivedMessage
 	settled atomic.Bool
+	sess    *sessionRecv // the session that delivered it, or nil
+	pool    *sessionPool
+}
+
+// settler is what settles a message: the subscription's receiver, or
+// the session receiver that delivered it.
+type settler interface {
+	CompleteMessage(context.Context, *azservicebus.ReceivedMessage,
+		*azservicebus.CompleteMessageOptions) error
+	AbandonMessage(context.Context, *azservicebus.ReceivedMessage,
+		*azservicebus.AbandonMessageOptions) error
+	DeadLetterMessage(context.Context, *azservicebus.ReceivedMessage,
+		*azservicebus.DeadLetterOptions) error
+}
+
+// via returns the receiver that delivered h and, for a session, counts
+// the settlement that follows.
+func (s *subscription) via(h *handle) settler {
+	if h.sess == nil {
+		return s.recv
+	}
+	h.pool.settled(h.sess)
+	return h.sess.r
 }
 
 // OpenSubscription returns a peek-lock receiver for the consumer's
 // subscription. It peeks once, so that a missing topic or subscription
 // fails here with ErrNotFound naming it. opts.Lease is ignored: the lock
 // duration is the subscription's (Provision sets it from Topology.Lease).
+// A subscription that requires sessions refuses that receiver with
+// amqp:not-allowed; it is then read through sessions (see "Ordering" in
+// the package doc), up to min(opts.MaxInFlight, 4) at once.
 func (p *Provider) OpenSubscription(ctx context.Context, topic, consumer string,
 	opts providers.SubscriptionOptions) (providers.Subscription, error) {
 	path := subscriptionPath(topic, consumer)
@@ -62,6 +89,10 @@ func (p *Provider) OpenSubscription(ctx context.Context, topic, consumer string,
 		return nil, fmt.Errorf("%w: servicebus: open subscription %s", providers.ErrClosed, path)
 	}
 	r, err := p.openReceiver(ctx, topic, consumer, 0)
+	if err != nil && requiresSessions(err) {
+		return &subscription{p: p, topic: topic, name: consumer, path: path,
+			pool: newSessionPool(p, topic, consumer, path, opts.MaxInFlight)}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +130,9 @@ func closeReceiver(r *azservicebus.Receiver) {
 // ReceiveBatch locks up to max messages. It waits until at least one
 // arrives, at most 5 s (then it returns none), or until ctx ends.
 func (s *subscription) ReceiveBatch(ctx context.Context, n int) ([]*providers.Delivery, error) {
+	if s.pool != nil {
+		return s.pool.receive(ctx, n)
+	}
 	return receive(ctx, s.recv, s.path, n)
 }
 
@@ -191,7 +225,7 @@ func (s *subscription) Ack(ctx context.Context, d *providers.Delivery) error {
 	if err != nil {
 		return err
 	}
-	return settleErr("ack", s.path, d, s.recv.CompleteMessage(ctx, h.msg, nil))
+	return settleErr("ack", s.path, d, s.via(h).CompleteMessage(ctx, h.msg, nil))
 }
 
 // Nack gives the message back. With no delay it is abandoned: Service Bus
@@ -208,21 +242,21 @@ func (s *subscription) Nack(ctx context.Context, d *providers.Delivery, delay ti
 		return err
 	}
 	if delay <= 0 {
-		return settleErr("nack", s.path, d, s.recv.AbandonMessage(ctx, h.msg, nil))
+		return settleErr("nack", s.path, d, s.via(h).AbandonMessage(ctx, h.msg, nil))
 	}
 
 	sender, err := s.delaySender(ctx)
 	if err != nil {
 		// Cannot delay: give it back at once rather than keep it locked.
-		return settleErr("nack", s.path, d, s.recv.AbandonMessage(ctx, h.msg, nil))
+		return settleErr("nack", s.path, d, s.via(h).AbandonMessage(ctx, h.msg, nil))
 	}
 	cp := copyMessage(h.msg, s.name, d.Attempt)
 	seqs, err := sender.ScheduleMessages(ctx, []*azservicebus.Message{cp},
 		time.Now().Add(delay), nil)
 	if err != nil {
-		return settleErr("nack", s.path, d, s.recv.AbandonMessage(ctx, h.msg, nil))
+		return settleErr("nack", s.path, d, s.via(h).AbandonMessage(ctx, h.msg, nil))
 	}
-	if err := s.recv.CompleteMessage(ctx, h.msg, nil); err != nil {
+	if err := s.via(h).CompleteMessage(ctx, h.msg, nil); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 		defer cancel()
 		if cerr := sender.CancelScheduledMessages(cctx, seqs, nil); cerr != nil {
@@ -291,6 +325,15 @@ func (s *subscription) Extend(ctx context.Context, d *providers.Delivery,
 		return fmt.Errorf("%w: servicebus: extend %s: message %s was settled already",
 			providers.ErrLeaseLost, s.path, d.ProviderID)
 	}
+	if h.sess != nil {
+		// A session's messages are locked by the session lock.
+		until, err := h.pool.renew(ctx, h.sess)
+		if err != nil {
+			return settleErr("extend lock of", s.path, d, err)
+		}
+		d.LeaseUntil = until
+		return nil
+	}
 	if err := s.recv.RenewMessageLock(ctx, h.msg, nil); err != nil {
 		return settleErr("extend lock of", s.path, d, err)
 	}
@@ -316,7 +359,7 @@ func (s *subscription) DeadLetter(ctx context.Context, d *providers.Delivery,
 		props[k] = v
 	}
 	why, desc := reason.Reason, attrs[providers.AttrDeadLetterError]
-	err = s.recv.DeadLetterMessage(ctx, h.msg, &azservicebus.DeadLetterOptions{
+	err = s.via(h).DeadLetterMessage(ctx, h.msg, &azservicebus.DeadLetterOptions{
 		Reason: &why, ErrorDescription: &desc, PropertiesToModify: props,
 	})
 	return settleErr("dead-letter", s.path, d, err)
@@ -331,6 +374,10 @@ func (s *subscription) Close() error {
 		s.sender = nil
 	}
 	s.senderMu.Unlock()
+	if s.pool != nil {
+		s.pool.close()
+		return nil
+	}
 	closeReceiver(s.recv)
 	return nil
 }
