@@ -44,7 +44,8 @@ func sendSession(t *testing.T, c *azservicebus.Client, entity string, bodies ...
 }
 
 // receiveAll receives from r until it has n messages.
-func receiveAll(t *testing.T, r *azservicebus.SessionReceiver, n int) []*azservicebus.ReceivedMessage {
+func receiveAll(t *testing.T, r *azservicebus.SessionReceiver,
+	n int) []*azservicebus.ReceivedMessage {
 	t.Helper()
 	ctx := ctxT(t)
 	var got []*azservicebus.ReceivedMessage

@@ -171,7 +171,8 @@ func (sp *sessionPool) accept(ctx context.Context, wait time.Duration) error {
 			return ctx.Err()
 		}
 		var sbErr *azservicebus.Error
-		if actx.Err() != nil || (errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeTimeout) {
+		if actx.Err() != nil || errors.Is(err, context.DeadlineExceeded) ||
+			(errors.As(err, &sbErr) && sbErr.Code == azservicebus.CodeTimeout) {
 			return nil
 		}
 		return wrap("accept a session of", sp.path, err)

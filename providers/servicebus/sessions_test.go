@@ -148,3 +148,52 @@ func TestOrderedAcrossTwoConsumerProcesses(t *testing.T) {
 	}
 	t.Logf("handled per consumer: %v", by)
 }
+
+// keyed returns n messages of one ordering key.
+func keyed(key string, n int) []*providers.Message {
+	out := msgs(key, n)
+	for _, m := range out {
+		m.OrderingKey = key
+	}
+	return out
+}
+
+// TestSessionHandOff checks that a subscription gives a key back once it
+// is idle, so that another consumer process can read it, and that a
+// session's lock is renewed while a message is in flight for longer than
+// the lock duration.
+func TestSessionHandOff(t *testing.T) {
+	p1, p2 := newProvider(t), newProvider(t)
+	topic := topicName(t)
+	tp := setup(t, p1, providers.Topology{Topic: topic, Consumers: []string{"c"},
+		Ordered: true, Lease: time.Second})
+	ctx := ctxFor(t, 30*time.Second)
+	if err := tp.SendBatch(ctx, keyed("k", 1)); err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := open(t, p1, topic, "c"), open(t, p2, topic, "c")
+	d := receiveN(t, s1, 1)[0]
+	if d.OrderingKey != "k" {
+		t.Fatalf("ordering key %q", d.OrderingKey)
+	}
+	// Held for 2.5 lock durations: the session lock is renewed meanwhile.
+	time.Sleep(2500 * time.Millisecond)
+	if err := s1.Ack(ctx, d); err != nil {
+		t.Fatalf("ack after 2.5 lock durations: %v", err)
+	}
+	// s1 keeps k while it may get more; idle for 500 ms, it lets go (its
+	// lock would otherwise be renewed), and the other process gets k.
+	if ds, err := s1.ReceiveBatch(ctxFor(t, 1500*time.Millisecond), 1); len(ds) > 0 {
+		t.Fatalf("s1 got %d unexpected deliveries (%v)", len(ds), err)
+	}
+	if err := tp.SendBatch(ctx, keyed("k", 1)); err != nil {
+		t.Fatal(err)
+	}
+	got := receiveN(t, s2, 1)
+	if got[0].OrderingKey != "k" {
+		t.Fatalf("the second process got key %q", got[0].OrderingKey)
+	}
+	if err := s2.Ack(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+}
