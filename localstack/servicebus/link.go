@@ -51,8 +51,7 @@ type outLink struct {
 	sessionful bool
 	sessionID  string
 	hasSession bool        // holds sessionID's lock
-	waitUntil  time.Time   // a next-available receiver waits until then
-	waitTimer  *time.Timer // refuses it then
+	waitTimer  *time.Timer // refuses a waiting next-available receiver
 	reply      list        // the attach reply, sent once a session is locked
 	// closed is set once the broker detached the link (accept timeout,
 	// session lock expiry): the client's answering detach needs no reply.

@@ -143,7 +143,6 @@ func (s *store) acceptSession(l *outLink, wanted *string, timeout time.Duration)
 		s.dispatchLocked(now)
 		return nil
 	}
-	l.waitUntil = now.Add(timeout)
 	s.waiters = append(s.waiters, l)
 	s.dispatchLocked(now)
 	if slices.Contains(s.waiters, l) {

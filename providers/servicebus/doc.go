@@ -101,8 +101,9 @@
 //     session (AcceptNextSessionForSubscription), waiting up to 250 ms,
 //     or up to the whole 5 s when it holds none.
 //   - A session with nothing in flight that received nothing for 500 ms
-//     is closed, so that another consumer process can take the key; a
-//     session whose receive fails is closed too.
+//     (at once when all its slots are taken) is closed, so that another
+//     key or consumer process gets a turn; a session whose receive fails
+//     is closed too.
 //   - Session locks are renewed (RenewSessionLock) once less than half of
 //     their length is left, checked every 100 ms; Extend renews the
 //     session lock at once. A session's messages are locked by the

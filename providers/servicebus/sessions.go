@@ -20,7 +20,8 @@ const (
 	maxSessions = 4
 	// sessionIdle is how long a session with nothing in flight and
 	// nothing received stays open before it is closed, so that another
-	// consumer process can take it.
+	// consumer process can take it; when all slots are taken, such a
+	// session is closed at once.
 	sessionIdle = 500 * time.Millisecond
 	// sessionPoll is how long one ReceiveBatch waits on each open session.
 	sessionPoll = 50 * time.Millisecond
@@ -143,8 +144,11 @@ func (sp *sessionPool) receiveFrom(ctx context.Context, s *sessionRecv,
 		s.inFlight += len(msgs)
 		s.active = now
 	}
-	drop := (err != nil && wctx.Err() == nil && len(msgs) == 0) ||
-		(len(msgs) == 0 && s.inFlight == 0 && now.Sub(s.active) >= sessionIdle)
+	// An idle session goes after sessionIdle, or at once when all slots
+	// are taken, so that other keys get their turn.
+	idle := len(msgs) == 0 && s.inFlight == 0 &&
+		(now.Sub(s.active) >= sessionIdle || len(sp.open) >= sp.max)
+	drop := (err != nil && wctx.Err() == nil && len(msgs) == 0) || idle
 	if drop {
 		sp.removeLocked(s)
 	}
