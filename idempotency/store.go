@@ -92,7 +92,8 @@ type Store interface {
 	Claim(ctx context.Context, key string, fingerprint uint64, lease time.Duration) (Result, error)
 	// ClaimBatch claims several keys in one round trip where the backend
 	// allows; results are in the order of reqs. Keys in one batch are
-	// distinct.
+	// distinct. The caller reuses reqs once ClaimBatch returns: a store
+	// must not keep it.
 	ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error)
 	// Complete marks the key handled and keeps it for retain. It fails
 	// with ErrStaleToken when token no longer holds the key.
@@ -130,18 +131,38 @@ func ValidateKey(key string) error {
 // ValidateBatch applies ValidateKey to every request and checks that no
 // key repeats.
 func ValidateBatch(reqs []Request) error {
-	seen := make(map[string]struct{}, len(reqs))
-	for _, r := range reqs {
+	// Small batches (the common case when handlers are quick and slots
+	// free one by one) are checked for repeats pairwise, without a map.
+	var seen map[string]struct{}
+	if len(reqs) > smallBatch {
+		seen = make(map[string]struct{}, len(reqs))
+	}
+	for i, r := range reqs {
 		if err := ValidateKey(r.Key); err != nil {
 			return err
 		}
-		if _, dup := seen[r.Key]; dup {
+		dup := false
+		if seen != nil {
+			_, dup = seen[r.Key]
+			seen[r.Key] = struct{}{}
+		} else {
+			for _, e := range reqs[:i] {
+				if e.Key == r.Key {
+					dup = true
+					break
+				}
+			}
+		}
+		if dup {
 			return fmt.Errorf("%w: key %q twice in one batch", ErrInvalidKey, r.Key)
 		}
-		seen[r.Key] = struct{}{}
 		if r.Lease <= 0 {
 			return fmt.Errorf("idempotency: lease for %q must be positive, got %v", r.Key, r.Lease)
 		}
 	}
 	return nil
 }
+
+// smallBatch is the largest batch ValidateBatch checks for repeated keys
+// by comparing pairs.
+const smallBatch = 8
