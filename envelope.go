@@ -165,7 +165,7 @@ func decodeBinary(m *Message, d *providers.Delivery) error {
 		case ceSource:
 			m.Source = v
 		case ceTime:
-			t, err := time.Parse(time.RFC3339Nano, v)
+			t, err := parseTime(v)
 			if err != nil {
 				return fmt.Errorf("%w: time %q: %v", ErrMalformed, v, err)
 			}
@@ -210,7 +210,7 @@ func decodeStructured(m *Message, d *providers.Delivery) error {
 	m.Subject, m.ContentType, m.OrderingKey = s.Subject, s.ContentType, s.PartitionKey
 	m.Data, m.Attributes = s.DataBase64, s.Attributes
 	if s.Time != "" {
-		t, err := time.Parse(time.RFC3339Nano, s.Time)
+		t, err := parseTime(s.Time)
 		if err != nil {
 			return fmt.Errorf("%w: time %q: %v", ErrMalformed, s.Time, err)
 		}
@@ -220,4 +220,54 @@ func decodeStructured(m *Message, d *providers.Delivery) error {
 		m.Data = []byte{}
 	}
 	return nil
+}
+
+// parseTime parses an RFC 3339 time. The form herald writes, UTC with a
+// "Z" and up to nine fraction digits, is read directly, since every
+// delivery carries one; any other form goes through time.Parse.
+func parseTime(v string) (time.Time, error) {
+	if len(v) < len("2006-01-02T15:04:05Z") || len(v) > len("2006-01-02T15:04:05.999999999Z") ||
+		v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' ||
+		v[len(v)-1] != 'Z' {
+		return time.Parse(time.RFC3339Nano, v)
+	}
+	num := func(s string) (int, bool) {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i] - '0'
+			if c > 9 {
+				return 0, false
+			}
+			n = n*10 + int(c)
+		}
+		return n, true
+	}
+	year, ok1 := num(v[0:4])
+	month, ok2 := num(v[5:7])
+	day, ok3 := num(v[8:10])
+	hour, ok4 := num(v[11:13])
+	minute, ok5 := num(v[14:16])
+	sec, ok6 := num(v[17:19])
+	nsec, ok7 := 0, true
+	if frac := v[19 : len(v)-1]; frac != "" {
+		if len(frac) < 2 || frac[0] != '.' {
+			return time.Parse(time.RFC3339Nano, v)
+		}
+		nsec, ok7 = num(frac[1:])
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		// Out of range or not digits: time.Parse says what is wrong.
+		return time.Parse(time.RFC3339Nano, v)
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), nil
+}
+
+// daysIn is the number of days in month m of year y.
+func daysIn(m time.Month, y int) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
