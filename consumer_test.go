@@ -164,6 +164,43 @@ func TestSameIDTwiceInOneBatch(t *testing.T) {
 	}
 }
 
+// A batch larger than the loop scans by hand finds a repeated ID through
+// its map: the handler still runs once per ID.
+func TestSameIDTwiceInALargeBatch(t *testing.T) {
+	f := newFixture(t, "c")
+	var msgs []*herald.Message
+	for i := range 20 {
+		msgs = append(msgs, &herald.Message{ID: fmt.Sprintf("m-%d", i), Type: "T", Data: []byte("1")})
+	}
+	msgs = append(msgs, &herald.Message{ID: "m-3", Type: "T", Data: []byte("1")},
+		&herald.Message{ID: "m-17", Type: "T", Data: []byte("1")})
+	f.publish(t, msgs...)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	opts := fastOptions(nil)
+	opts.Concurrency = 32 // the whole batch in one receive
+	c, _ := f.run(t, "c", func(ctx context.Context, m *herald.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		runs[m.ID]++
+		return nil
+	}, opts)
+	eventually(t, "all settled", func() bool { return f.stats(t, "c").Acked == 22 })
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range runs {
+		if n != 1 {
+			t.Errorf("handler ran %d times for %s", n, id)
+		}
+	}
+	if len(runs) != 20 {
+		t.Errorf("handler ran for %d IDs, want 20", len(runs))
+	}
+	if d := c.Stats().Duplicates; d != 2 {
+		t.Fatalf("Duplicates = %d, want 2", d)
+	}
+}
+
 // Messages of one ordering key run one at a time in order, also when the
 // provider hands over several at once and one fails: the ones behind it
 // wait for its retry.

@@ -102,6 +102,11 @@ type loop struct {
 	draining      atomic.Bool
 	drainStart    chan struct{} // closed when shutdown begins
 
+	// accept's buffers, reused from batch to batch.
+	jobsBuf    []*job
+	reqsBuf    []idempotency.Request
+	claimedBuf []*job
+
 	gbMu      sync.Mutex
 	givebacks map[string]int // deliveries of a key given back unrun, not attempts
 	gbLen     atomic.Int64   // len(givebacks), read without the lock on the hot path
@@ -245,18 +250,29 @@ func (l *loop) receive(ctx context.Context) error {
 // each delivery with what to do with it. It returns the store's error when
 // the claim failed (the batch is then given back unrun).
 func (l *loop) accept(ds []*providers.Delivery, slots []int) error {
-	jobs := make([]*job, len(ds))
-	var first map[string]*job // the first job of each ID, for batches of several
-	if len(ds) > 1 {
+	// The batch's slices are the loop's, reused: only the receive
+	// goroutine calls accept.
+	jobs := l.jobsBuf[:0]
+	// The first job of each ID: found by a scan in small batches, through
+	// a map in larger ones.
+	var first map[string]*job
+	if len(ds) > smallBatch {
 		first = make(map[string]*job, len(ds))
 	}
-	reqs := make([]idempotency.Request, 0, len(ds))
-	claimed := make([]*job, 0, len(ds))
+	reqs := l.reqsBuf[:0]
+	claimed := l.claimedBuf[:0]
+	defer func() {
+		// Keep the capacity, not the jobs.
+		clear(jobs)
+		clear(reqs)
+		clear(claimed)
+		l.jobsBuf, l.reqsBuf, l.claimedBuf = jobs[:0], reqs[:0], claimed[:0]
+	}()
 	var claimErr error
 	for i, d := range ds {
 		l.c.stats.received.Add(1)
 		j := &job{d: d, slot: slots[i]}
-		jobs[i] = j
+		jobs = append(jobs, j)
 		l.slots[j.slot].Store(j)
 
 		// Step 2: what does not decode is dead-lettered at once.
@@ -269,13 +285,13 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) error {
 		j.m = m
 		j.key = l.name + "/" + m.ID
 		j.fp = fingerprint(m)
+		if f := firstOf(first, claimed, m.ID); f != nil {
+			// The same ID twice in one batch: it waits for the first.
+			f.twins = append(f.twins, j)
+			j.twin = true
+			continue
+		}
 		if first != nil {
-			if f, dup := first[m.ID]; dup {
-				// The same ID twice in one batch: it waits for the first.
-				f.twins = append(f.twins, j)
-				j.twin = true
-				continue
-			}
 			first[m.ID] = j
 		}
 		reqs = append(reqs, idempotency.Request{Key: j.key, Fingerprint: j.fp, Lease: l.o.HandlerTimeout})
@@ -308,6 +324,24 @@ func (l *loop) accept(ds []*providers.Delivery, slots []int) error {
 		}
 	}
 	return claimErr
+}
+
+// smallBatch is the largest batch accept checks for repeated IDs by a scan
+// rather than a map.
+const smallBatch = 8
+
+// firstOf returns the job of the batch so far that has the message ID id,
+// from first when the batch is large, or by scanning claimed.
+func firstOf(first map[string]*job, claimed []*job, id string) *job {
+	if first != nil {
+		return first[id]
+	}
+	for _, j := range claimed {
+		if j.m.ID == id {
+			return j
+		}
+	}
+	return nil
 }
 
 // classify turns a claim's result into the job's action.
