@@ -98,15 +98,23 @@ func warmAWS(ctx context.Context, a *localstack.AWS) error {
 				Id: aws.String(strconv.Itoa(j)), Message: aws.String(string(template)),
 			}
 		}
-		_, err := e.sns.PublishBatch(ctx, &sns.PublishBatchInput{
+		out, err := e.sns.PublishBatch(ctx, &sns.PublishBatchInput{
 			TopicArn: aws.String(e.topicARN), PublishBatchRequestEntries: entries,
 		})
+		if err == nil && len(out.Failed) > 0 {
+			err = fmt.Errorf("%d of 10 warm-up messages failed: %s", len(out.Failed),
+				aws.ToString(out.Failed[0].Message))
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	for got := 0; got < n; {
+	// A receive whose answer the client never got (fauxqs at times ends a
+	// kept-alive connection under it) leaves its messages in flight until
+	// their visibility timeout: after several empty answers in a row, the
+	// warm-up is done when those make up the rest.
+	for got, empty := 0, 0; got < n; {
 		out, err := e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(e.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
 		})
@@ -114,8 +122,17 @@ func warmAWS(ctx context.Context, a *localstack.AWS) error {
 			return err
 		}
 		if len(out.Messages) == 0 {
-			return fmt.Errorf("received %d of %d messages", got, n)
+			if empty++; empty == 5 {
+				visible, inFlight, err := queueCounts(ctx, e)
+				if err == nil && visible == 0 && got+inFlight == n {
+					return nil
+				}
+				return fmt.Errorf("received %d of %d messages (queue: %d visible, %d in flight, %v)",
+					got, n, visible, inFlight, err)
+			}
+			continue
 		}
+		empty = 0
 		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(out.Messages))
 		for j, m := range out.Messages {
 			entries[j] = sqstypes.DeleteMessageBatchRequestEntry{
@@ -130,6 +147,27 @@ func warmAWS(ctx context.Context, a *localstack.AWS) error {
 		got += len(out.Messages)
 	}
 	return nil
+}
+
+// queueCounts returns the consumer queue's visible and in-flight message
+// counts.
+func queueCounts(ctx context.Context, e *awsEnv) (visible, inFlight int, err error) {
+	out, err := e.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(e.queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	visible, err = strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
+	if err == nil {
+		inFlight, err = strconv.Atoi(
+			out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	}
+	return visible, inFlight, err
 }
 
 // provisionAWS provisions a fresh topic and consumer "c" with herald.

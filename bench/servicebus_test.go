@@ -72,6 +72,9 @@ func (e *serviceBusEnv) goCloudTopic(tb testing.TB) *gcpubsub.Topic {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The topic's Shutdown leaves the sender open (and its token
+	// renewer running): it is the caller's to close.
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
 	t, err := azuresb.OpenTopic(context.Background(), s, nil)
 	if err != nil {
 		tb.Fatal(err)
