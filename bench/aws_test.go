@@ -344,7 +344,7 @@ func benchAWSHeraldPublish(b *testing.B, workers int) {
 }
 
 // BenchmarkAWSEndToEnd measures SNS -> SQS -> handler on fauxqs: 16
-// goroutines publish b.N (compare.sh: 5,000) 1 KiB messages one per call
+// goroutines publish b.N (compare.sh: 2,000) 1 KiB messages one per call
 // while 16 no-op handlers consume the topic's queue; the timer runs until
 // the last message is handled.
 func BenchmarkAWSEndToEnd(b *testing.B) {
